@@ -1,0 +1,3 @@
+//! belfry: an authoritative DNS server for a top-level-domain registry.
+pub mod name;
+pub mod wire;
