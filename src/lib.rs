@@ -1,3 +1,33 @@
 //! belfry: an authoritative DNS server for a top-level-domain registry.
+//!
+//! Layout, one concern per module:
+//! - [`name`], [`wire`]: names, canonical keys, DNS messages on the wire;
+//! - [`zone`]: master-file loading, checks, the query-ready index, a zone generator;
+//! - [`handler`]: the sans-IO query path (bytes in, bytes out);
+//! - [`dnssec`]: keys, NSEC3 chain, signatures made once and cached;
+//! - [`suppress`]: the live suppression list (Revoke+), its file, audit log and admin API;
+//! - [`server`]: UDP/TCP transport on tokio;
+//! - [`service`]: the current snapshot and how it is swapped;
+//! - [`config`], [`cli`]: configuration file and command line.
+
+pub mod cli;
+pub mod config;
+pub mod dnssec;
+pub mod handler;
 pub mod name;
+pub mod server;
+pub mod service;
+pub mod suppress;
 pub mod wire;
+pub mod zone;
+pub mod keys;
+
+/// Write one log line to standard error, with a UTC timestamp.
+pub fn log(msg: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    eprintln!("{h:02}:{m:02}:{s:02}.{:03} belfry: {msg}", now.subsec_millis());
+}

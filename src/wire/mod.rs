@@ -5,6 +5,7 @@
 //! handler decides what goes into an answer, this module only reads and writes
 //! bytes, without heap allocation.
 
+pub mod decode;
 pub mod query;
 pub mod types;
 pub mod writer;

@@ -247,7 +247,8 @@ impl<'a> Writer<'a> {
         self.record_tail(rtype, class, ttl, rdata);
     }
 
-    fn record_tail(&mut self, rtype: Rtype, class: u16, ttl: u32, rdata: &[u8]) {
+    /// Write the fields after the owner name of a record (the owner was just written).
+    pub fn record_tail(&mut self, rtype: Rtype, class: u16, ttl: u32, rdata: &[u8]) {
         self.buf.extend_from_slice(&rtype.0.to_be_bytes());
         self.buf.extend_from_slice(&class.to_be_bytes());
         self.buf.extend_from_slice(&ttl.to_be_bytes());

@@ -1,0 +1,312 @@
+//! The command line: `serve`, `check`, key management, `ds`, `generate`, `suppress`.
+//!
+//! Parses arguments with clap, turns them into a configuration, and calls the
+//! library. Every failure prints one clear line naming the file and problem and
+//! exits non-zero; nothing here is on the query path.
+
+use crate::config::Config;
+use crate::handler::HandlerConfig;
+use crate::service::{self, Service};
+use crate::suppress;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// belfry: authoritative DNS for a top-level-domain registry.
+#[derive(Parser, Debug)]
+#[command(name = "belfry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the zone over UDP and TCP until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+    /// Load and check configuration, zone and keys without serving; print a summary.
+    Check(ServeArgs),
+    /// Make a new signing key in the key directory.
+    Keygen(KeygenArgs),
+    /// Key management.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Print the DS records of the KSKs/CSKs, for the parent zone.
+    Ds(DsArgs),
+    /// Write a synthetic TLD zone (for tests and benchmarks) to standard output.
+    Generate(GenerateArgs),
+    /// Edit or view the suppression list of a running server.
+    Suppress(suppress::cli::SuppressArgs),
+}
+
+/// Where the configuration comes from: a file, or flags alone.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Listen address (UDP and TCP); repeat for several. Overrides the config.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// UDP worker threads. Overrides the config.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Zone master file, when no config file is given.
+    #[arg(long)]
+    zone: Option<PathBuf>,
+    /// Zone origin, when no config file is given.
+    #[arg(long, default_value = "be.")]
+    origin: String,
+    /// PKCS#8 private key to sign with as a combined signing key (CSK), when no config file is given.
+    #[arg(long)]
+    key: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Zone the key is for.
+    #[arg(long)]
+    zone: String,
+    /// ecdsap256sha256 (default), ed25519 or rsasha256.
+    #[arg(long, default_value = "ecdsap256sha256")]
+    algorithm: String,
+    /// ksk, zsk or csk.
+    #[arg(long, default_value = "csk")]
+    role: String,
+    /// Directory to write the key files to.
+    #[arg(long, default_value = "keys")]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Import a BIND/ldns key pair (K<zone>+<alg>+<tag>.key and .private) into the key directory.
+    Import {
+        /// The .key file (the .private file next to it is read too).
+        key_file: PathBuf,
+        /// Directory to write the imported key to.
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+    /// List the keys in a directory.
+    List {
+        /// Key directory.
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DsArgs {
+    /// Configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Digest types to print: 2 (SHA-256), 4 (SHA-384).
+    #[arg(long, default_values_t = vec![2u8])]
+    digest: Vec<u8>,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Number of delegations.
+    #[arg(long, short = 'n', default_value_t = 10000)]
+    delegations: usize,
+    /// Seed (same seed, same zone).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Zone origin without the trailing dot.
+    #[arg(long, default_value = "be")]
+    origin: String,
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Check(a) => check(a),
+        Cmd::Keygen(a) => keygen(a),
+        Cmd::Key { cmd } => key_cmd(cmd),
+        Cmd::Ds(a) => ds(a),
+        Cmd::Generate(a) => generate(a),
+        Cmd::Suppress(a) => suppress::cli::run(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("belfry: {e}");
+            1
+        }
+    }
+}
+
+/// Turn serve/check arguments into a configuration.
+pub fn config_from(a: &ServeArgs) -> Result<Config, String> {
+    let mut cfg = match (&a.config, &a.zone) {
+        (Some(path), _) => Config::load(path).map_err(|e| e.to_string())?,
+        (None, Some(zone)) => {
+            let text = format!(
+                "[zone]\norigin = {:?}\nfile = {:?}\n",
+                a.origin,
+                zone.display().to_string()
+            );
+            Config::parse(std::path::Path::new("<command line>"), &text).map_err(|e| e.to_string())?
+        }
+        (None, None) => return Err("give --config FILE, or --zone FILE (and --origin)".into()),
+    };
+    if let (None, Some(zone)) = (&a.config, &a.zone) {
+        cfg.zone.file = zone.clone();
+    }
+    if !a.listen.is_empty() {
+        cfg.server.listen = a.listen.clone();
+    }
+    if let Some(t) = a.threads {
+        if t == 0 || t > 256 {
+            return Err("--threads must be between 1 and 256".into());
+        }
+        cfg.server.workers = t;
+    }
+    if !a.key.is_empty() {
+        cfg.dnssec.enabled = true;
+    }
+    Ok(cfg)
+}
+
+fn keys_from_flags(a: &ServeArgs) -> Result<Option<Vec<crate::dnssec::key::SigningKey>>, String> {
+    if a.key.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for p in &a.key {
+        keys.push(crate::keys::load_pkcs8_as_csk(p).map_err(|e| e.to_string())?);
+    }
+    Ok(Some(keys))
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    let t0 = Instant::now();
+    let cfg = config_from(&a)?;
+    let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
+    let zone = &loaded.zone;
+    crate::log(&format!(
+        "loaded {} in {:.2} s: {} delegations ({} secure), {} records, serial {}",
+        crate::name::to_text(zone.origin()),
+        loaded.load_secs,
+        zone.stats.delegations,
+        zone.stats.secure_delegations,
+        zone.stats.records,
+        zone.serial()
+    ));
+    for w in zone.warnings.iter().take(20) {
+        crate::log(&format!("warning: {w}"));
+    }
+    if let Some(s) = &loaded.signer {
+        crate::log(&format!(
+            "DNSSEC: {} NSEC3 records in the chain, {} DNSKEYs, prepared in {:.2} s",
+            s.chain.len(),
+            s.dnskeys().len(),
+            loaded.sign_prep_secs
+        ));
+    }
+    let suppress_state = suppress::Runtime::open(&cfg, zone)?;
+    let handler_cfg = HandlerConfig {
+        max_udp_payload: cfg.server.max_udp_payload,
+        identity: cfg.server.identity.clone(),
+        version: cfg.server.version.clone(),
+    };
+    let (set, splice, serial) = suppress_state.effective(&loaded)?;
+    let svc = Arc::new(Service::new(&loaded, handler_cfg, set, splice, serial)?);
+    let server_cfg = crate::server::ServerConfig {
+        listen: cfg.server.listen.clone(),
+        workers: cfg.server.workers,
+        tcp_max_connections: cfg.server.tcp_max_connections,
+        tcp_idle_timeout: Duration::from_secs(cfg.server.tcp_idle_timeout),
+        tcp_max_queries_per_connection: cfg.server.tcp_max_queries,
+    };
+    let server = crate::server::Server::start(server_cfg, svc.clone())
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    crate::log(&format!(
+        "serving on {:?} with {} workers, {:.2} s after start",
+        cfg.server.listen,
+        cfg.server.workers,
+        t0.elapsed().as_secs_f64()
+    ));
+    let maint = svc.spawn_maintenance(cfg.dnssec.presign);
+    let admin = suppress::Runtime::start(suppress_state, svc.clone(), loaded)?;
+    crate::server::wait_for_signal().map_err(|e| format!("signal handling: {e}"))?;
+    crate::log("shutting down");
+    svc.stop();
+    server.shutdown();
+    server.wait();
+    drop(admin);
+    let _ = maint.join();
+    Ok(())
+}
+
+fn check(a: ServeArgs) -> Result<(), String> {
+    let t0 = Instant::now();
+    let cfg = config_from(&a)?;
+    let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
+    let zone = &loaded.zone;
+    let st = &zone.stats;
+    println!("zone {} serial {}", crate::name::to_text(zone.origin()), zone.serial());
+    println!("  file:                {}", cfg.zone.file.display());
+    println!("  records:             {}", st.records);
+    println!("  names:               {}", st.names);
+    println!("  delegations:         {}", st.delegations);
+    println!("  secure delegations:  {}", st.secure_delegations);
+    println!("  glue RRsets:         {}", st.glue_rrsets);
+    println!("  empty non-terminals: {}", st.empty_non_terminals);
+    println!("  index memory:        {} MiB", zone.heap_bytes() >> 20);
+    println!("  load time:           {:.2} s", loaded.load_secs);
+    if let Some(s) = &loaded.signer {
+        println!("  DNSSEC:              {} keys, {} NSEC3 records ({:.2} s)", s.dnskeys().len(), s.chain.len(), loaded.sign_prep_secs);
+    } else {
+        println!("  DNSSEC:              off");
+    }
+    let state = suppress::Runtime::open(&cfg, zone)?;
+    println!("  suppressions:        {}", state.len());
+    for w in &zone.warnings {
+        println!("warning: {w}");
+    }
+    println!("ok ({:.2} s)", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn keygen(a: KeygenArgs) -> Result<(), String> {
+    crate::keys::keygen(&a.zone, &a.algorithm, &a.role, &a.dir)
+}
+
+fn key_cmd(c: KeyCmd) -> Result<(), String> {
+    match c {
+        KeyCmd::Import { key_file, dir } => crate::keys::import(&key_file, &dir),
+        KeyCmd::List { dir } => crate::keys::list(&dir),
+    }
+}
+
+fn ds(a: DsArgs) -> Result<(), String> {
+    let cfg = Config::load(&a.config).map_err(|e| e.to_string())?;
+    crate::keys::print_ds(&cfg, &a.digest)
+}
+
+fn generate(a: GenerateArgs) -> Result<(), String> {
+    let p = crate::zone::generate::GenParams {
+        origin: a.origin,
+        delegations: a.delegations,
+        seed: a.seed,
+    };
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let st = crate::zone::generate::write_zone(&p, &mut w).map_err(|e| format!("writing: {e}"))?;
+    use std::io::Write;
+    w.flush().map_err(|e| format!("writing: {e}"))?;
+    eprintln!(
+        "generated {} delegations ({} secure, {} with glue), {} records",
+        st.delegations, st.secure, st.with_glue, st.records
+    );
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! The configuration file (`belfry.toml`): what it may hold and how it is checked.
+//!
+//! TOML, read with serde; unknown keys are errors. Paths inside are relative to
+//! the directory of the configuration file. Every error names the file (and,
+//! for syntax errors, the line) and what is wrong; nothing is half-applied.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A configuration error, naming the file.
+#[derive(Debug, Clone)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Network settings.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The zone served.
+    pub zone: ZoneSection,
+    /// DNSSEC signing; absent or `enabled = false` serves the zone unsigned.
+    #[serde(default)]
+    pub dnssec: DnssecSection,
+    /// The suppression list and its admin API.
+    #[serde(default)]
+    pub suppress: SuppressSection,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec!["127.0.0.1:53".parse().expect("constant address parses")]
+}
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+fn default_tcp_max() -> usize {
+    1024
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+fn default_payload() -> u16 {
+    1232
+}
+
+/// `[server]`: listeners and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Addresses to serve on, UDP and TCP (IPv4 and IPv6).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Most TCP connections open at once.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+    /// Seconds an idle TCP connection is kept (RFC 7766 §6.2.3).
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout: u64,
+    /// Most queries on one TCP connection (0 = no limit).
+    #[serde(default)]
+    pub tcp_max_queries: usize,
+    /// Largest UDP answer with EDNS (RFC 6891; 1232 avoids fragmentation).
+    #[serde(default = "default_payload")]
+    pub max_udp_payload: u16,
+    /// Answer for CHAOS `id.server`; refused when absent.
+    pub identity: Option<String>,
+    /// Answer for CHAOS `version.bind`; refused when absent.
+    pub version: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            workers: default_workers(),
+            tcp_max_connections: default_tcp_max(),
+            tcp_idle_timeout: default_tcp_idle(),
+            tcp_max_queries: 0,
+            max_udp_payload: default_payload(),
+            identity: None,
+            version: None,
+        }
+    }
+}
+
+/// `[zone]`: the zone origin and its master file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSection {
+    /// Zone origin, e.g. `be.`.
+    pub origin: String,
+    /// Master file path.
+    pub file: PathBuf,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_key_dir() -> PathBuf {
+    PathBuf::from("keys")
+}
+fn default_validity() -> u32 {
+    14 * 86400
+}
+fn default_inception() -> u32 {
+    3600
+}
+fn default_refresh() -> u32 {
+    4 * 86400
+}
+fn default_jitter() -> u32 {
+    86400
+}
+fn default_dnskey_ttl() -> u32 {
+    3600
+}
+
+/// `[dnssec]`: keys and signing policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecSection {
+    /// Sign the zone.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Directory holding the key files.
+    #[serde(default = "default_key_dir")]
+    pub key_dir: PathBuf,
+    /// Base names of the active keys (`K<zone>+<alg>+<tag>`); empty = every key in `key_dir`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Signature validity, seconds.
+    #[serde(default = "default_validity")]
+    pub validity: u32,
+    /// Inception back-dating, seconds.
+    #[serde(default = "default_inception")]
+    pub inception_offset: u32,
+    /// Re-sign when less than this many seconds of validity remain.
+    #[serde(default = "default_refresh")]
+    pub refresh: u32,
+    /// Expiry jitter, seconds.
+    #[serde(default = "default_jitter")]
+    pub jitter: u32,
+    /// DNSKEY TTL.
+    #[serde(default = "default_dnskey_ttl")]
+    pub dnskey_ttl: u32,
+    /// NSEC3 extra iterations (RFC 9276: 0).
+    #[serde(default)]
+    pub nsec3_iterations: u16,
+    /// NSEC3 salt in hex, empty for none (RFC 9276).
+    #[serde(default)]
+    pub nsec3_salt: String,
+    /// NSEC3 opt-out.
+    #[serde(default = "yes")]
+    pub nsec3_opt_out: bool,
+    /// Sign everything in the background after load (otherwise only on first use).
+    #[serde(default = "yes")]
+    pub presign: bool,
+}
+
+impl Default for DnssecSection {
+    fn default() -> Self {
+        DnssecSection {
+            enabled: false,
+            key_dir: default_key_dir(),
+            keys: Vec::new(),
+            validity: default_validity(),
+            inception_offset: default_inception(),
+            refresh: default_refresh(),
+            jitter: default_jitter(),
+            dnskey_ttl: default_dnskey_ttl(),
+            nsec3_iterations: 0,
+            nsec3_salt: String::new(),
+            nsec3_opt_out: true,
+            presign: true,
+        }
+    }
+}
+
+fn default_ede_text() -> String {
+    "suspended by the registry".into()
+}
+fn default_admin() -> SocketAddr {
+    "127.0.0.1:8053".parse().expect("constant address parses")
+}
+
+/// `[suppress]`: the suppression list, audit log and admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressSection {
+    /// The list file (TOML); none = no suppression list.
+    pub file: Option<PathBuf>,
+    /// Append-only JSON-lines audit log.
+    pub audit_log: Option<PathBuf>,
+    /// EDE extra text sent with suppressed answers.
+    #[serde(default = "default_ede_text")]
+    pub ede_text: String,
+    /// Admin API address (loopback by default).
+    #[serde(default = "default_admin")]
+    pub admin_listen: SocketAddr,
+    /// File holding the admin API token.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Default for SuppressSection {
+    fn default() -> Self {
+        SuppressSection {
+            file: None,
+            audit_log: None,
+            ede_text: default_ede_text(),
+            admin_listen: default_admin(),
+            admin_token_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// Read and check a configuration file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse configuration text (for tests; `path` is used in errors and for relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().trim().to_string();
+            match line {
+                Some(l) => ConfigError(format!("{}:{l}: {msg}", path.display())),
+                None => ConfigError(format!("{}: {msg}", path.display())),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut c.zone.file);
+        fix(&mut c.dnssec.key_dir);
+        if let Some(p) = c.suppress.file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = c.suppress.audit_log.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = c.suppress.admin_token_file.as_mut() {
+            fix(p);
+        }
+        c.check(path)?;
+        Ok(c)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(format!("{}: {m}", path.display())));
+        if self.server.listen.is_empty() {
+            return bad("[server] listen: at least one address is needed".into());
+        }
+        if self.server.workers == 0 || self.server.workers > 256 {
+            return bad("[server] workers must be between 1 and 256".into());
+        }
+        if self.server.max_udp_payload < 512 {
+            return bad("[server] max_udp_payload must be at least 512".into());
+        }
+        if self.server.tcp_max_connections == 0 {
+            return bad("[server] tcp_max_connections must be at least 1".into());
+        }
+        if let Err(e) = crate::name::from_text(&self.zone.origin, &[0]) {
+            return bad(format!("[zone] origin: {e}"));
+        }
+        if !self.zone.origin.ends_with('.') {
+            return bad(format!(
+                "[zone] origin '{}' must be absolute (end with a dot)",
+                self.zone.origin
+            ));
+        }
+        if self.dnssec.enabled {
+            if self.dnssec.refresh >= self.dnssec.validity {
+                return bad("[dnssec] refresh must be shorter than validity".into());
+            }
+            if self.dnssec.nsec3_iterations > 100 {
+                return bad("[dnssec] nsec3_iterations above 100 is refused (RFC 9276 asks for 0)".into());
+            }
+            if self.salt().is_none() {
+                return bad(format!(
+                    "[dnssec] nsec3_salt '{}' is not hex (use \"\" for no salt)",
+                    self.dnssec.nsec3_salt
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The NSEC3 salt as bytes (None if the hex is bad).
+    pub fn salt(&self) -> Option<Vec<u8>> {
+        let s = self.dnssec.nsec3_salt.trim();
+        if s.is_empty() || s == "-" {
+            return Some(Vec::new());
+        }
+        if s.len() % 2 != 0 || s.len() > 510 {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect()
+    }
+
+    /// The zone origin in wire form.
+    pub fn origin_wire(&self) -> Vec<u8> {
+        crate::name::from_text(&self.zone.origin, &[0]).unwrap_or_else(|_| vec![0])
+    }
+
+    /// The signing policy from `[dnssec]`.
+    pub fn policy(&self) -> crate::dnssec::Policy {
+        let d = &self.dnssec;
+        crate::dnssec::Policy {
+            validity: d.validity,
+            inception_offset: d.inception_offset,
+            refresh: d.refresh,
+            jitter: d.jitter,
+            dnskey_ttl: d.dnskey_ttl,
+            nsec3: crate::dnssec::chain::Nsec3Params {
+                iterations: d.nsec3_iterations,
+                salt: self.salt().unwrap_or_default(),
+                opt_out: d.nsec3_opt_out,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_and_defaults() {
+        let c = Config::parse(
+            Path::new("/etc/belfry/belfry.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.zone.file, PathBuf::from("/etc/belfry/be.zone"));
+        assert_eq!(c.server.max_udp_payload, 1232);
+        assert!(!c.dnssec.enabled);
+        assert_eq!(c.origin_wire(), b"\x02be\x00");
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\nbogus = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("b.toml:4:"), "{}", e.0);
+        assert!(e.0.contains("bogus"), "{}", e.0);
+        let e = Config::parse(Path::new("b.toml"), "[zone]\norigin = \"be\"\nfile = \"x\"\n")
+            .unwrap_err();
+        assert!(e.0.contains("absolute"), "{}", e.0);
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[server]\nlisten = [\"nonsense\"]\n[zone]\norigin = \"be.\"\nfile = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("b.toml:2:"), "{}", e.0);
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"x\"\n[dnssec]\nenabled = true\nnsec3_salt = \"zz\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("not hex"), "{}", e.0);
+    }
+}
