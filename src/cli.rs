@@ -236,13 +236,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         t0.elapsed().as_secs_f64()
     ));
     let maint = svc.spawn_maintenance(cfg.dnssec.presign);
-    let admin = suppress::Runtime::start(suppress_state, svc.clone(), loaded)?;
+    let _admin = suppress_state.start(svc.clone(), loaded)?;
     crate::server::wait_for_signal().map_err(|e| format!("signal handling: {e}"))?;
     crate::log("shutting down");
     svc.stop();
     server.shutdown();
     server.wait();
-    drop(admin);
     let _ = maint.join();
     Ok(())
 }

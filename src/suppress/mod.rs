@@ -9,6 +9,14 @@
 //! The query path only does hash lookups of the query name's ancestors; the
 //! set is rebuilt off the hot path and swapped in with the snapshot.
 
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod list;
+pub mod runtime;
+
+pub use runtime::Runtime;
+
 use crate::name::Key;
 use std::collections::HashMap;
 
@@ -100,24 +108,4 @@ impl Suppressions {
         }
         None
     }
-}
-
-/// TEMPORARY STAND-IN for the list runtime.
-pub struct Runtime;
-impl Runtime {
-    /// Open.
-    pub fn open(_cfg: &crate::config::Config, _zone: &crate::zone::Zone) -> Result<Runtime, String> { Ok(Runtime) }
-    /// Len.
-    pub fn len(&self) -> usize { 0 }
-    /// Effective.
-    pub fn effective(&self, loaded: &crate::service::Loaded) -> Result<(Suppressions, crate::dnssec::chain::Splice, u32), String> { Ok((Suppressions::new(), Default::default(), loaded.zone.serial())) }
-    /// Start.
-    pub fn start(self, _svc: std::sync::Arc<crate::service::Service>, _l: crate::service::Loaded) -> Result<(), String> { Ok(()) }
-}
-/// CLI stand-in.
-pub mod cli {
-    /// Args.
-    #[derive(clap::Args, Debug)] pub struct SuppressArgs { x: Option<String> }
-    /// Run.
-    pub fn run(_a: SuppressArgs) -> Result<(), String> { Err("not yet".into()) }
 }

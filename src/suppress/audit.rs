@@ -1,0 +1,50 @@
+//! The audit log: append-only JSON lines, one per change to the suppression list.
+//!
+//! Each line says who, when, what (add, remove, expire, edit, a rejected edit,
+//! a refused API call), which domain, why, the case id and the SOA serial that
+//! carried the change. Lines are written with `O_APPEND` and fsynced before the
+//! change is reported as done.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// An open audit log.
+pub struct Audit {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Audit {
+    /// Open (or create) the log for appending.
+    pub fn open(path: &Path) -> Result<Audit, String> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: cannot open the audit log: {e}", path.display()))?;
+        Ok(Audit {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Append one event; a write failure is logged (the change itself already happened).
+    pub fn record(&self, actor: &str, action: &str, domain: &str, reason: &str, case: &str, serial: u32) {
+        let line = serde_json::json!({
+            "time": super::list::format_time(super::list::now_secs()),
+            "actor": actor,
+            "action": action,
+            "domain": domain,
+            "reason": reason,
+            "case": case,
+            "serial": serial,
+        });
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let r = writeln!(f, "{line}").and_then(|_| f.sync_data());
+        if let Err(e) = r {
+            crate::log(&format!("{}: audit write failed: {e}", self.path.display()));
+        }
+    }
+}
