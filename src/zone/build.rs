@@ -103,7 +103,11 @@ impl ZoneBuilder {
         self.recs.reserve(records);
         self.rdata.reserve(records * 24);
         self.nodes.reserve(records / 2);
-        self.table.reserve(records / 2, |_| 0);
+        let (nodes, keys, hasher) = (&self.nodes, &self.keys, &self.hasher);
+        self.table.reserve(records / 2, |&i| {
+            let n = &nodes[i as usize];
+            hasher.hash_one(&keys[n.key_off as usize..n.key_off as usize + n.key_len as usize])
+        });
     }
 
     fn insert_node(&mut self, key: &[u8], flags: u16) -> u32 {
