@@ -564,12 +564,6 @@ where
         if !blank_owner && self.tok(0).first() == Some(&b'$') && !self.toks[0].quoted {
             return self.directive(line);
         }
-        let origin_len;
-        {
-            let fr = self.stack.last().ok_or_else(|| self.err(line, "internal: no file"))?;
-            origin_len = fr.origin.len();
-        }
-        let _ = origin_len;
         let mut i = 0;
         if !blank_owner {
             let owner_tok = self.tok(0);
@@ -602,7 +596,10 @@ where
                 }
                 ttl = Some(v);
                 i += 1;
-            } else if class.is_none() && class_from(t).is_some() && rtype_from_str(&String::from_utf8_lossy(t)).is_none() {
+            } else if class.is_none()
+                && class_from(t).is_some()
+                && std::str::from_utf8(t).ok().and_then(rtype_from_str).is_none()
+            {
                 class = class_from(t);
                 i += 1;
             } else {
@@ -612,9 +609,10 @@ where
         let Some(type_tok) = (i < self.toks.len()).then(|| self.tok(i)) else {
             return Err(self.err(line, "missing record type"));
         };
-        let type_text = String::from_utf8_lossy(type_tok).into_owned();
-        let rtype = rtype_from_str(&type_text)
-            .ok_or_else(|| self.err(line, format!("unknown record type '{type_text}'")))?;
+        let Some(rtype) = std::str::from_utf8(type_tok).ok().and_then(rtype_from_str) else {
+            let text = String::from_utf8_lossy(type_tok).into_owned();
+            return Err(self.err(line, format!("unknown record type '{text}'")));
+        };
         i += 1;
         let ttl = match ttl.or(self.ttl_default).or(self.last_ttl) {
             Some(t) => t,
@@ -624,36 +622,32 @@ where
         self.last_ttl = Some(ttl);
         let class = class.unwrap_or(self.last_class);
         self.last_class = class;
-        let origin = self.stack[self.stack.len() - 1].origin.clone();
-        self.rdata.clear();
-        let first = i;
         let mut rdata = std::mem::take(&mut self.rdata);
-        let r = self.rdata_wire(rtype, first, &origin, &mut rdata);
+        rdata.clear();
+        let frame = self.stack.len() - 1;
+        let r = self.rdata_wire(rtype, i, &self.stack[frame].origin, &mut rdata);
         if let Err(m) = r {
             self.rdata = rdata;
-            return Err(self.err(line, format!("{type_text}: {m}")));
+            return Err(self.err(line, format!("{}: {m}", rtype_to_string(rtype))));
         }
         if rdata.len() > 65535 {
             self.rdata = rdata;
             return Err(self.err(line, "RDATA longer than 65535 bytes"));
         }
-        let file = self.stack[self.stack.len() - 1].path.clone();
         let rec = RawRecord {
             owner: &self.prev_owner,
             ttl,
             class,
             rtype,
             rdata: &rdata,
-            file: &file,
+            file: &self.stack[frame].path,
             line,
         };
         let res = (self.sink)(&rec);
         self.rdata = rdata;
-        res.map_err(|m| ParseError {
-            file,
-            line,
-            message: m,
-        })?;
+        if let Err(m) = res {
+            return Err(self.err(line, m));
+        }
         self.stats.records += 1;
         Ok(())
     }
