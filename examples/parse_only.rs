@@ -8,5 +8,10 @@ fn main() {
         Ok(())
     })
     .expect("parse");
-    println!("{} records, {} lines, {:.2} s", st.records, st.lines, t.elapsed().as_secs_f64());
+    println!(
+        "{} records, {} lines, {:.2} s",
+        st.records,
+        st.lines,
+        t.elapsed().as_secs_f64()
+    );
 }

@@ -154,7 +154,8 @@ pub fn config_from(a: &ServeArgs) -> Result<Config, String> {
                 a.origin,
                 zone.display().to_string()
             );
-            Config::parse(std::path::Path::new("<command line>"), &text).map_err(|e| e.to_string())?
+            Config::parse(std::path::Path::new("<command line>"), &text)
+                .map_err(|e| e.to_string())?
         }
         (None, None) => return Err("give --config FILE, or --zone FILE (and --origin)".into()),
     };
@@ -252,7 +253,11 @@ fn check(a: ServeArgs) -> Result<(), String> {
     let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
     let zone = &loaded.zone;
     let st = &zone.stats;
-    println!("zone {} serial {}", crate::name::to_text(zone.origin()), zone.serial());
+    println!(
+        "zone {} serial {}",
+        crate::name::to_text(zone.origin()),
+        zone.serial()
+    );
     println!("  file:                {}", cfg.zone.file.display());
     println!("  records:             {}", st.records);
     println!("  names:               {}", st.names);
@@ -263,7 +268,12 @@ fn check(a: ServeArgs) -> Result<(), String> {
     println!("  index memory:        {} MiB", zone.heap_bytes() >> 20);
     println!("  load time:           {:.2} s", loaded.load_secs);
     if let Some(s) = &loaded.signer {
-        println!("  DNSSEC:              {} keys, {} NSEC3 records ({:.2} s)", s.dnskeys().len(), s.chain.len(), loaded.sign_prep_secs);
+        println!(
+            "  DNSSEC:              {} keys, {} NSEC3 records ({:.2} s)",
+            s.dnskeys().len(),
+            s.chain.len(),
+            loaded.sign_prep_secs
+        );
     } else {
         println!("  DNSSEC:              off");
     }

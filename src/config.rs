@@ -297,7 +297,9 @@ impl Config {
                 return bad("[dnssec] refresh must be shorter than validity".into());
             }
             if self.dnssec.nsec3_iterations > 100 {
-                return bad("[dnssec] nsec3_iterations above 100 is refused (RFC 9276 asks for 0)".into());
+                return bad(
+                    "[dnssec] nsec3_iterations above 100 is refused (RFC 9276 asks for 0)".into(),
+                );
             }
             if self.salt().is_none() {
                 return bad(format!(
@@ -373,8 +375,11 @@ mod tests {
         .unwrap_err();
         assert!(e.0.starts_with("b.toml:4:"), "{}", e.0);
         assert!(e.0.contains("bogus"), "{}", e.0);
-        let e = Config::parse(Path::new("b.toml"), "[zone]\norigin = \"be\"\nfile = \"x\"\n")
-            .unwrap_err();
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[zone]\norigin = \"be\"\nfile = \"x\"\n",
+        )
+        .unwrap_err();
         assert!(e.0.contains("absolute"), "{}", e.0);
         let e = Config::parse(
             Path::new("b.toml"),

@@ -11,10 +11,16 @@ use std::path::Path;
 
 /// Base names of all keys in a directory (those with a `.meta.toml`), sorted.
 pub fn key_bases(dir: &Path) -> Result<Vec<String>, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read the key directory: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: cannot read the key directory: {e}", dir.display()))?;
     let mut v: Vec<String> = rd
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".meta.toml")).map(String::from))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".meta.toml"))
+                .map(String::from)
+        })
         .collect();
     v.sort();
     Ok(v)
@@ -41,7 +47,11 @@ pub fn load_active(cfg: &Config) -> Result<Vec<SigningKey>, String> {
         keys.push(key::load_key(dir, b, &cfg.zone.origin).map_err(|e| e.to_string())?);
     }
     if !keys.iter().any(|k| k.flags() == 257) {
-        return Err(format!("{}: no KSK or CSK among the active keys {:?}", dir.display(), bases));
+        return Err(format!(
+            "{}: no KSK or CSK among the active keys {:?}",
+            dir.display(),
+            bases
+        ));
     }
     Ok(keys)
 }
@@ -54,13 +64,16 @@ pub fn load_pkcs8_as_csk(path: &Path) -> Result<SigningKey, String> {
 
 /// `belfry keygen`.
 pub fn keygen(zone: &str, algorithm: &str, role: &str, dir: &Path) -> Result<(), String> {
-    let alg = Algorithm::from_name(algorithm)
-        .ok_or_else(|| format!("--algorithm '{algorithm}': use ecdsap256sha256, ed25519 or rsasha256"))?;
-    let role = KeyRole::from_name(role).ok_or_else(|| format!("--role '{role}': use ksk, zsk or csk"))?;
+    let alg = Algorithm::from_name(algorithm).ok_or_else(|| {
+        format!("--algorithm '{algorithm}': use ecdsap256sha256, ed25519 or rsasha256")
+    })?;
+    let role =
+        KeyRole::from_name(role).ok_or_else(|| format!("--role '{role}': use ksk, zsk or csk"))?;
     crate::name::from_text(zone, &[0]).map_err(|e| format!("--zone: {e}"))?;
     let der = key::generate(alg).map_err(|e| e.to_string())?;
     let k = SigningKey::from_pkcs8(alg, role, &der).map_err(|e| e.to_string())?;
-    let files = key::write_key_set(dir, zone, &k, &der, crate::suppress::list::now_secs()).map_err(|e| e.to_string())?;
+    let files = key::write_key_set(dir, zone, &k, &der, crate::suppress::list::now_secs())
+        .map_err(|e| e.to_string())?;
     println!("{}", files.base);
     eprintln!(
         "wrote {} (private, mode 0600), {}, {}",
@@ -74,7 +87,8 @@ pub fn keygen(zone: &str, algorithm: &str, role: &str, dir: &Path) -> Result<(),
 /// `belfry key import`.
 pub fn import(key_file: &Path, dir: &Path) -> Result<(), String> {
     let (k, zone, der) = key::import_bind(key_file).map_err(|e| e.to_string())?;
-    let files = key::write_key_set(dir, &zone, &k, &der, crate::suppress::list::now_secs()).map_err(|e| e.to_string())?;
+    let files = key::write_key_set(dir, &zone, &k, &der, crate::suppress::list::now_secs())
+        .map_err(|e| e.to_string())?;
     println!("{}", files.base);
     eprintln!(
         "imported {} {} key tag {} for {zone} into {}",

@@ -14,13 +14,13 @@ pub mod cli;
 pub mod config;
 pub mod dnssec;
 pub mod handler;
+pub mod keys;
 pub mod name;
 pub mod server;
 pub mod service;
 pub mod suppress;
 pub mod wire;
 pub mod zone;
-pub mod keys;
 
 /// Write one log line to standard error, with a UTC timestamp.
 pub fn log(msg: &str) {
@@ -29,5 +29,8 @@ pub fn log(msg: &str) {
         .unwrap_or_default();
     let secs = now.as_secs();
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    eprintln!("{h:02}:{m:02}:{s:02}.{:03} belfry: {msg}", now.subsec_millis());
+    eprintln!(
+        "{h:02}:{m:02}:{s:02}.{:03} belfry: {msg}",
+        now.subsec_millis()
+    );
 }

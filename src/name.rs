@@ -316,7 +316,10 @@ pub fn from_text(text: &str, origin: &[u8]) -> Result<Vec<u8>, String> {
                 }
             }
             b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'(' | b')' | b';' => {
-                return Err(format!("invalid character {:?} in name '{text}'", b as char));
+                return Err(format!(
+                    "invalid character {:?} in name '{text}'",
+                    b as char
+                ));
             }
             _ => label.push(b),
         }

@@ -39,9 +39,9 @@ pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<
             Some(k) => k,
             None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
         };
-        Some(Arc::new(
-            Signer::new(&zone, keys, cfg.policy()).map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
-        ))
+        Some(Arc::new(Signer::new(&zone, keys, cfg.policy()).map_err(
+            |e| format!("{}: {e}", cfg.dnssec.key_dir.display()),
+        )?))
     } else {
         None
     };
@@ -70,7 +70,13 @@ impl Service {
         splice: Splice,
         serial: u32,
     ) -> Result<Service, String> {
-        let snap = make_snapshot(loaded.zone.clone(), loaded.signer.clone(), suppressions, splice, serial)?;
+        let snap = make_snapshot(
+            loaded.zone.clone(),
+            loaded.signer.clone(),
+            suppressions,
+            splice,
+            serial,
+        )?;
         Ok(Service {
             current: ArcSwap::from_pointee(snap),
             handler_cfg,

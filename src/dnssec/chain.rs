@@ -129,7 +129,7 @@ impl Chain {
             let name = zone.node_name(node);
             entries.push((nsec3_hash(&name, &params.salt, params.iterations), node));
         }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_unstable_by_key(|e| e.0);
         for pair in entries.windows(2) {
             if pair[0].0 == pair[1].0 {
                 return Err(ChainError(format!(
@@ -190,7 +190,8 @@ impl Chain {
 
     /// The type bitmap of entry `i`.
     pub fn bitmap(&self, i: u32) -> &[u8] {
-        &self.bitmaps[self.bitmap_off[i as usize] as usize..self.bitmap_off[i as usize + 1] as usize]
+        &self.bitmaps
+            [self.bitmap_off[i as usize] as usize..self.bitmap_off[i as usize + 1] as usize]
     }
 
     /// Index of the entry with exactly this hash.
@@ -284,9 +285,9 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b, 0x00, 0x00, 0x00,
-                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20
+                0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20
             ]
         );
     }

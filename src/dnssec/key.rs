@@ -138,7 +138,13 @@ pub struct SigningKey(Arc<Inner>);
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({} {} tag {})", self.0.role.name(), self.0.alg.name(), self.0.tag)
+        write!(
+            f,
+            "SigningKey({} {} tag {})",
+            self.0.role.name(),
+            self.0.alg.name(),
+            self.0.tag
+        )
     }
 }
 
@@ -146,7 +152,11 @@ impl std::fmt::Debug for SigningKey {
 pub fn key_tag(dnskey: &[u8]) -> u16 {
     let mut ac: u32 = 0;
     for (i, &b) in dnskey.iter().enumerate() {
-        ac += if i & 1 == 1 { b as u32 } else { (b as u32) << 8 };
+        ac += if i & 1 == 1 {
+            b as u32
+        } else {
+            (b as u32) << 8
+        };
     }
     ac += (ac >> 16) & 0xFFFF;
     (ac & 0xFFFF) as u16
@@ -212,10 +222,17 @@ impl SigningKey {
     /// Load a key from PKCS#8 DER for an algorithm and role.
     pub fn from_pkcs8(alg: Algorithm, role: KeyRole, der: &[u8]) -> Result<SigningKey, KeyError> {
         let rng = SystemRandom::new();
-        let bad = |e: ring::error::KeyRejected| KeyError(format!("not a valid {} PKCS#8 key: {e}", alg.name()));
+        let bad = |e: ring::error::KeyRejected| {
+            KeyError(format!("not a valid {} PKCS#8 key: {e}", alg.name()))
+        };
         let (pair, public) = match alg {
             Algorithm::EcdsaP256Sha256 => {
-                let kp = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng).map_err(bad)?;
+                let kp = EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &rng,
+                )
+                .map_err(bad)?;
                 let pk = kp.public_key().as_ref()[1..].to_vec();
                 (Pair::Ecdsa(kp), pk)
             }
@@ -249,12 +266,18 @@ impl SigningKey {
 
     /// Load a PKCS#8 key whose algorithm is found by trying each (PEM or DER file).
     pub fn from_pkcs8_any(role: KeyRole, der: &[u8]) -> Result<SigningKey, KeyError> {
-        for alg in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519, Algorithm::RsaSha256] {
+        for alg in [
+            Algorithm::EcdsaP256Sha256,
+            Algorithm::Ed25519,
+            Algorithm::RsaSha256,
+        ] {
             if let Ok(k) = Self::from_pkcs8(alg, role, der) {
                 return Ok(k);
             }
         }
-        Err(KeyError("not a PKCS#8 ECDSA P-256, Ed25519 or RSA private key".into()))
+        Err(KeyError(
+            "not a PKCS#8 ECDSA P-256, Ed25519 or RSA private key".into(),
+        ))
     }
 
     /// The algorithm.
@@ -290,7 +313,8 @@ impl SigningKey {
             Pair::Ed(kp) => Ok(kp.sign(data).as_ref().to_vec()),
             Pair::Rsa(kp) => {
                 let mut sig = vec![0u8; kp.public().modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, &self.0.rng, data, &mut sig).map_err(fail)?;
+                kp.sign(&signature::RSA_PKCS1_SHA256, &self.0.rng, data, &mut sig)
+                    .map_err(fail)?;
                 Ok(sig)
             }
         }
@@ -336,18 +360,27 @@ pub fn verify_with_dnskey(dnskey: &[u8], data: &[u8], sig: &[u8]) -> bool {
                 n: &key[off + elen..],
                 e: &key[off..off + elen],
             };
-            c.verify(&signature::RSA_PKCS1_2048_8192_SHA256, data, sig).is_ok()
+            c.verify(&signature::RSA_PKCS1_2048_8192_SHA256, data, sig)
+                .is_ok()
         }
         None => false,
     }
 }
 
 /// DS RDATA (RFC 4034 §5.1.4) for digest type 2 (SHA-256) or 4 (SHA-384).
-pub fn ds_rdata(owner_lowercase: &[u8], dnskey: &[u8], digest_type: u8) -> Result<Vec<u8>, KeyError> {
+pub fn ds_rdata(
+    owner_lowercase: &[u8],
+    dnskey: &[u8],
+    digest_type: u8,
+) -> Result<Vec<u8>, KeyError> {
     let alg = match digest_type {
         2 => &ring::digest::SHA256,
         4 => &ring::digest::SHA384,
-        _ => return Err(KeyError(format!("DS digest type {digest_type} is not supported (use 2 or 4)"))),
+        _ => {
+            return Err(KeyError(format!(
+                "DS digest type {digest_type} is not supported (use 2 or 4)"
+            )))
+        }
     };
     let mut ctx = ring::digest::Context::new(alg);
     ctx.update(owner_lowercase);
@@ -365,20 +398,37 @@ pub fn ds_rdata(owner_lowercase: &[u8], dnskey: &[u8], digest_type: u8) -> Resul
 pub fn generate(alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     let rng = SystemRandom::new();
     match alg {
-        Algorithm::EcdsaP256Sha256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map(|d| d.as_ref().to_vec())
-            .map_err(|_| KeyError("key generation failed".into())),
+        Algorithm::EcdsaP256Sha256 => {
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| KeyError("key generation failed".into()))
+        }
         Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
             .map(|d| d.as_ref().to_vec())
             .map_err(|_| KeyError("key generation failed".into())),
         Algorithm::RsaSha256 => {
             // ring cannot make RSA keys; openssl writes a 2048-bit PKCS#8 key.
             let out = std::process::Command::new("openssl")
-                .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-outform", "DER"])
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-outform",
+                    "DER",
+                ])
                 .output()
-                .map_err(|e| KeyError(format!("RSA keys are generated with the openssl command, which failed to run: {e}")))?;
+                .map_err(|e| {
+                    KeyError(format!(
+                        "RSA keys are generated with the openssl command, which failed to run: {e}"
+                    ))
+                })?;
             if !out.status.success() {
-                return Err(KeyError(format!("openssl genpkey failed: {}", String::from_utf8_lossy(&out.stderr))));
+                return Err(KeyError(format!(
+                    "openssl genpkey failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
             }
             Ok(wrap_pkcs1(out.stdout))
         }
@@ -399,7 +449,8 @@ pub fn to_pem(der: &[u8]) -> String {
 
 /// Read PKCS#8 from a PEM or DER file.
 pub fn read_pkcs8(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let raw = std::fs::read(path).map_err(|e| KeyError(format!("{}: cannot read: {e}", path.display())))?;
+    let raw = std::fs::read(path)
+        .map_err(|e| KeyError(format!("{}: cannot read: {e}", path.display())))?;
     if let Ok(text) = std::str::from_utf8(&raw) {
         if let Some(start) = text.find("-----BEGIN PRIVATE KEY-----") {
             let body = &text[start + 27..];
@@ -412,7 +463,10 @@ pub fn read_pkcs8(path: &Path) -> Result<Vec<u8>, KeyError> {
                 .map_err(|_| KeyError(format!("{}: bad base64 in the PEM", path.display())));
         }
         if text.contains("-----BEGIN") {
-            return Err(KeyError(format!("{}: not a PKCS#8 \"PRIVATE KEY\" PEM", path.display())));
+            return Err(KeyError(format!(
+                "{}: not a PKCS#8 \"PRIVATE KEY\" PEM",
+                path.display()
+            )));
         }
     }
     Ok(raw)
@@ -433,13 +487,29 @@ pub struct KeyFiles {
 
 /// Base name of a key's files, BIND style.
 pub fn base_name(zone_text: &str, k: &SigningKey) -> String {
-    let z = if zone_text.ends_with('.') { zone_text.to_string() } else { format!("{zone_text}.") };
-    format!("K{}+{:03}+{:05}", z.to_ascii_lowercase(), k.algorithm().number(), k.key_tag())
+    let z = if zone_text.ends_with('.') {
+        zone_text.to_string()
+    } else {
+        format!("{zone_text}.")
+    };
+    format!(
+        "K{}+{:03}+{:05}",
+        z.to_ascii_lowercase(),
+        k.algorithm().number(),
+        k.key_tag()
+    )
 }
 
 /// Write a key's files (private key with mode 0600).
-pub fn write_key_set(dir: &Path, zone_text: &str, k: &SigningKey, pkcs8: &[u8], created: u64) -> Result<KeyFiles, KeyError> {
-    std::fs::create_dir_all(dir).map_err(|e| KeyError(format!("{}: cannot create: {e}", dir.display())))?;
+pub fn write_key_set(
+    dir: &Path,
+    zone_text: &str,
+    k: &SigningKey,
+    pkcs8: &[u8],
+    created: u64,
+) -> Result<KeyFiles, KeyError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| KeyError(format!("{}: cannot create: {e}", dir.display())))?;
     let base = base_name(zone_text, k);
     let private = dir.join(format!("{base}.pkcs8.pem"));
     let public = dir.join(format!("{base}.key"));
@@ -458,7 +528,11 @@ pub fn write_key_set(dir: &Path, zone_text: &str, k: &SigningKey, pkcs8: &[u8], 
             .map_err(|e| KeyError(format!("{}: cannot write: {e}", p.display())))
     };
     w(&private, &to_pem(pkcs8), 0o600)?;
-    let z = if zone_text.ends_with('.') { zone_text.to_string() } else { format!("{zone_text}.") };
+    let z = if zone_text.ends_with('.') {
+        zone_text.to_string()
+    } else {
+        format!("{zone_text}.")
+    };
     let d = k.dnskey_rdata();
     w(
         &public,
@@ -513,19 +587,36 @@ pub struct KeyMeta {
 /// Load a key from `<dir>/<base>.pkcs8.pem` and `<base>.meta.toml`, checking zone, algorithm and tag.
 pub fn load_key(dir: &Path, base: &str, zone_text: &str) -> Result<SigningKey, KeyError> {
     let meta_p = dir.join(format!("{base}.meta.toml"));
-    let text = std::fs::read_to_string(&meta_p).map_err(|e| KeyError(format!("{}: cannot read: {e}", meta_p.display())))?;
-    let meta: KeyMeta = toml::from_str(&text).map_err(|e| KeyError(format!("{}: {}", meta_p.display(), e.message())))?;
+    let text = std::fs::read_to_string(&meta_p)
+        .map_err(|e| KeyError(format!("{}: cannot read: {e}", meta_p.display())))?;
+    let meta: KeyMeta = toml::from_str(&text)
+        .map_err(|e| KeyError(format!("{}: {}", meta_p.display(), e.message())))?;
     let want = zone_text.trim_end_matches('.').to_ascii_lowercase();
     if meta.zone.trim_end_matches('.').to_ascii_lowercase() != want {
-        return Err(KeyError(format!("{}: key is for zone {}, not {want}.", meta_p.display(), meta.zone)));
+        return Err(KeyError(format!(
+            "{}: key is for zone {}, not {want}.",
+            meta_p.display(),
+            meta.zone
+        )));
     }
-    let role = KeyRole::from_name(&meta.role)
-        .ok_or_else(|| KeyError(format!("{}: role '{}' is not ksk, zsk or csk", meta_p.display(), meta.role)))?;
-    let alg = Algorithm::from_name(&meta.algorithm)
-        .ok_or_else(|| KeyError(format!("{}: unsupported algorithm '{}'", meta_p.display(), meta.algorithm)))?;
+    let role = KeyRole::from_name(&meta.role).ok_or_else(|| {
+        KeyError(format!(
+            "{}: role '{}' is not ksk, zsk or csk",
+            meta_p.display(),
+            meta.role
+        ))
+    })?;
+    let alg = Algorithm::from_name(&meta.algorithm).ok_or_else(|| {
+        KeyError(format!(
+            "{}: unsupported algorithm '{}'",
+            meta_p.display(),
+            meta.algorithm
+        ))
+    })?;
     let priv_p = dir.join(format!("{base}.pkcs8.pem"));
     let der = read_pkcs8(&priv_p)?;
-    let k = SigningKey::from_pkcs8(alg, role, &der).map_err(|e| KeyError(format!("{}: {e}", priv_p.display())))?;
+    let k = SigningKey::from_pkcs8(alg, role, &der)
+        .map_err(|e| KeyError(format!("{}: {e}", priv_p.display())))?;
     if k.key_tag() != meta.key_tag {
         return Err(KeyError(format!(
             "{}: key tag {} does not match the private key (tag {})",
@@ -608,7 +699,9 @@ fn wrap_pkcs1(der_in: Vec<u8>) -> Vec<u8> {
     let mut body = der_uint(&[0]);
     body.extend_from_slice(&der(
         0x30,
-        &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00],
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ],
     ));
     body.extend_from_slice(&der(0x04, &der_in));
     der(0x30, &body)
@@ -624,7 +717,9 @@ fn pkcs8_rsa(parts: &[&[u8]; 8]) -> Vec<u8> {
     let mut body = der_uint(&[0]);
     body.extend_from_slice(&der(
         0x30,
-        &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00],
+        &[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ],
     ));
     body.extend_from_slice(&der(0x04, &pkcs1));
     der(0x30, &body)
@@ -632,25 +727,44 @@ fn pkcs8_rsa(parts: &[&[u8]; 8]) -> Vec<u8> {
 
 /// Import a BIND/ldns key pair: returns the key (role from the DNSKEY flags), its zone and PKCS#8 DER.
 pub fn import_bind(key_path: &Path) -> Result<(SigningKey, String, Vec<u8>), KeyError> {
-    let key_text = std::fs::read_to_string(key_path).map_err(|e| KeyError(format!("{}: cannot read: {e}", key_path.display())))?;
+    let key_text = std::fs::read_to_string(key_path)
+        .map_err(|e| KeyError(format!("{}: cannot read: {e}", key_path.display())))?;
     let private_path = key_path.with_extension("private");
-    let priv_text = std::fs::read_to_string(&private_path).map_err(|e| KeyError(format!("{}: cannot read: {e}", private_path.display())))?;
+    let priv_text = std::fs::read_to_string(&private_path)
+        .map_err(|e| KeyError(format!("{}: cannot read: {e}", private_path.display())))?;
     // The DNSKEY line: <zone> [ttl] [IN] DNSKEY <flags> 3 <alg> <base64...>
     let line = key_text
         .lines()
         .map(|l| l.split(';').next().unwrap_or("").trim())
-        .find(|l| l.split_whitespace().any(|t| t.eq_ignore_ascii_case("DNSKEY")))
+        .find(|l| {
+            l.split_whitespace()
+                .any(|t| t.eq_ignore_ascii_case("DNSKEY"))
+        })
         .ok_or_else(|| KeyError(format!("{}: no DNSKEY record", key_path.display())))?;
     let toks: Vec<&str> = line.split_whitespace().collect();
-    let pos = toks.iter().position(|t| t.eq_ignore_ascii_case("DNSKEY")).unwrap_or(0);
+    let pos = toks
+        .iter()
+        .position(|t| t.eq_ignore_ascii_case("DNSKEY"))
+        .unwrap_or(0);
     if toks.len() < pos + 5 {
-        return Err(KeyError(format!("{}: incomplete DNSKEY record", key_path.display())));
+        return Err(KeyError(format!(
+            "{}: incomplete DNSKEY record",
+            key_path.display()
+        )));
     }
     let zone = toks[0].to_string();
-    let flags: u16 = toks[pos + 1].parse().map_err(|_| KeyError(format!("{}: bad DNSKEY flags", key_path.display())))?;
-    let algn: u8 = toks[pos + 3].parse().map_err(|_| KeyError(format!("{}: bad algorithm", key_path.display())))?;
-    let alg = Algorithm::from_number(algn)
-        .ok_or_else(|| KeyError(format!("{}: algorithm {algn} is not supported (8, 13 and 15 are)", key_path.display())))?;
+    let flags: u16 = toks[pos + 1]
+        .parse()
+        .map_err(|_| KeyError(format!("{}: bad DNSKEY flags", key_path.display())))?;
+    let algn: u8 = toks[pos + 3]
+        .parse()
+        .map_err(|_| KeyError(format!("{}: bad algorithm", key_path.display())))?;
+    let alg = Algorithm::from_number(algn).ok_or_else(|| {
+        KeyError(format!(
+            "{}: algorithm {algn} is not supported (8, 13 and 15 are)",
+            key_path.display()
+        ))
+    })?;
     let public = base64::engine::general_purpose::STANDARD
         .decode(toks[pos + 4..].concat())
         .map_err(|_| KeyError(format!("{}: bad base64 public key", key_path.display())))?;
@@ -667,13 +781,29 @@ pub fn import_bind(key_path: &Path) -> Result<(SigningKey, String, Vec<u8>), Key
         Algorithm::EcdsaP256Sha256 => pkcs8_p256(&field("PrivateKey")?, &public),
         Algorithm::Ed25519 => pkcs8_ed25519(&field("PrivateKey")?),
         Algorithm::RsaSha256 => {
-            let names = ["Modulus", "PublicExponent", "PrivateExponent", "Prime1", "Prime2", "Exponent1", "Exponent2", "Coefficient"];
+            let names = [
+                "Modulus",
+                "PublicExponent",
+                "PrivateExponent",
+                "Prime1",
+                "Prime2",
+                "Exponent1",
+                "Exponent2",
+                "Coefficient",
+            ];
             let vals: Vec<Vec<u8>> = names.iter().map(|n| field(n)).collect::<Result<_, _>>()?;
-            pkcs8_rsa(&[&vals[0], &vals[1], &vals[2], &vals[3], &vals[4], &vals[5], &vals[6], &vals[7]])
+            pkcs8_rsa(&[
+                &vals[0], &vals[1], &vals[2], &vals[3], &vals[4], &vals[5], &vals[6], &vals[7],
+            ])
         }
     };
-    let role = if flags & 1 == 1 { KeyRole::Ksk } else { KeyRole::Zsk };
-    let k = SigningKey::from_pkcs8(alg, role, &der).map_err(|e| KeyError(format!("{}: {e}", private_path.display())))?;
+    let role = if flags & 1 == 1 {
+        KeyRole::Ksk
+    } else {
+        KeyRole::Zsk
+    };
+    let k = SigningKey::from_pkcs8(alg, role, &der)
+        .map_err(|e| KeyError(format!("{}: {e}", private_path.display())))?;
     if k.dnskey_rdata()[4..] != public[..] {
         return Err(KeyError(format!(
             "{}: the private key does not match the public key in {}",
@@ -690,7 +820,11 @@ mod tests {
 
     #[test]
     fn generate_sign_verify_each_algorithm() {
-        for alg in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519, Algorithm::RsaSha256] {
+        for alg in [
+            Algorithm::EcdsaP256Sha256,
+            Algorithm::Ed25519,
+            Algorithm::RsaSha256,
+        ] {
             let der = match generate(alg) {
                 Ok(d) => d,
                 Err(e) if alg == Algorithm::RsaSha256 => panic!("RSA keygen needs openssl: {e}"),
@@ -702,7 +836,12 @@ mod tests {
             assert!(!k.verify(b"datb", &sig));
             assert_eq!(k.dnskey_rdata()[3], alg.number());
             assert_eq!(k.key_tag(), key_tag(k.dnskey_rdata()));
-            assert_eq!(SigningKey::from_pkcs8_any(KeyRole::Csk, &der).unwrap().algorithm(), alg);
+            assert_eq!(
+                SigningKey::from_pkcs8_any(KeyRole::Csk, &der)
+                    .unwrap()
+                    .algorithm(),
+                alg
+            );
         }
     }
 
@@ -717,10 +856,20 @@ mod tests {
         assert_eq!(mode, 0o600);
         let back = load_key(&dir, &f.base, "be.").unwrap();
         assert_eq!(back.dnskey_rdata(), k.dnskey_rdata());
-        assert!(load_key(&dir, &f.base, "nl.").unwrap_err().0.contains("not nl"));
+        assert!(load_key(&dir, &f.base, "nl.")
+            .unwrap_err()
+            .0
+            .contains("not nl"));
         assert!(load_key(&dir, "Kmissing", "be.").is_err());
-        std::fs::write(&f.private, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
-        assert!(load_key(&dir, &f.base, "be.").unwrap_err().0.contains("PKCS#8"));
+        std::fs::write(
+            &f.private,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        assert!(load_key(&dir, &f.base, "be.")
+            .unwrap_err()
+            .0
+            .contains("PKCS#8"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -735,6 +884,9 @@ mod tests {
         assert_eq!(key_tag(&dnskey), 55648);
         let ds = ds_rdata(b"\x07example\x03net\x00", &dnskey, 2).unwrap();
         let hex: String = ds[4..].iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17");
+        assert_eq!(
+            hex,
+            "b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17"
+        );
     }
 }

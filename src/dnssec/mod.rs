@@ -204,11 +204,7 @@ fn signable(zone: &Zone, node: u32, rtype: Rtype) -> bool {
 
 impl Signer {
     /// Prepare signing for a zone: check keys, build the NSEC3 chain.
-    pub fn new(
-        zone: &Zone,
-        keys: Vec<SigningKey>,
-        policy: Policy,
-    ) -> Result<Signer, SignError> {
+    pub fn new(zone: &Zone, keys: Vec<SigningKey>, policy: Policy) -> Result<Signer, SignError> {
         let mut ksks = Vec::new();
         let mut zsks = Vec::new();
         for k in keys {
@@ -220,7 +216,8 @@ impl Signer {
         }
         if ksks.is_empty() {
             return Err(SignError(
-                "no KSK or CSK among the active keys (a key with DNSKEY flags 257 is needed)".into(),
+                "no KSK or CSK among the active keys (a key with DNSKEY flags 257 is needed)"
+                    .into(),
             ));
         }
         if zsks.is_empty() {
@@ -319,8 +316,14 @@ impl Signer {
                 key_tag: k.key_tag(),
                 signer: &self.origin,
             };
-            let rd = rrsig::sign_rrset(k, &fields, owner_lower, 1, &refs, &mut scratch)
-                .map_err(|e| SignError(format!("signing {} failed: {e}", name::to_text(owner_lower))))?;
+            let rd = rrsig::sign_rrset(k, &fields, owner_lower, 1, &refs, &mut scratch).map_err(
+                |e| {
+                    SignError(format!(
+                        "signing {} failed: {e}",
+                        name::to_text(owner_lower)
+                    ))
+                },
+            )?;
             data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
             data.extend_from_slice(&rd);
         }
@@ -375,7 +378,13 @@ impl Signer {
         let n = self.nsec3_owner(i, &mut owner);
         let mut rdata = Vec::with_capacity(64);
         self.chain.rdata(i, next, &mut rdata);
-        let sigs = self.sign(&owner[..n], Rtype::NSEC3, self.neg_ttl, vec![rdata.clone()], false)?;
+        let sigs = self.sign(
+            &owner[..n],
+            Rtype::NSEC3,
+            self.neg_ttl,
+            vec![rdata.clone()],
+            false,
+        )?;
         Ok(Patched {
             rdata: rdata.into_boxed_slice(),
             sigs,
@@ -419,7 +428,11 @@ impl Signer {
     /// Sign everything that is not signed yet or is due for refresh; returns signatures made.
     ///
     /// Run in the background after load and periodically; `stop` ends it early.
-    pub fn refresh_all(&self, zone: &Zone, stop: &std::sync::atomic::AtomicBool) -> Result<usize, SignError> {
+    pub fn refresh_all(
+        &self,
+        zone: &Zone,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<usize, SignError> {
         let mut made = 0;
         for kind in [ApexExtra::Dnskey, ApexExtra::Nsec3Param] {
             let slot = match kind {
@@ -478,7 +491,11 @@ impl Signer {
         let n = wire.len().min(255);
         buf[..n].copy_from_slice(&wire[..n]);
         name::lowercase_in_place(&mut buf[..n]);
-        nsec3hash::nsec3_hash(&buf[..n], &self.chain.params.salt, self.chain.params.iterations)
+        nsec3hash::nsec3_hash(
+            &buf[..n],
+            &self.chain.params.salt,
+            self.chain.params.iterations,
+        )
     }
 }
 
@@ -505,7 +522,12 @@ fn write_sigs(w: &mut Writer<'_>, sigs: &SigSet, ttl: u32, owner: OwnerRef<'_>) 
 
 impl Signed {
     /// A snapshot's DNSSEC state for a serial, signing the SOA.
-    pub fn new(signer: Arc<Signer>, zone: &Zone, serial: u32, splice: Arc<Splice>) -> Result<Signed, SignError> {
+    pub fn new(
+        signer: Arc<Signer>,
+        zone: &Zone,
+        serial: u32,
+        splice: Arc<Splice>,
+    ) -> Result<Signed, SignError> {
         let soa = signer.sign_soa(zone, serial)?;
         Ok(Signed {
             signer,
@@ -519,13 +541,21 @@ impl Signed {
     pub fn refresh_soa(&self, zone: &Zone) -> Result<(), SignError> {
         let s = self.soa.load();
         if s.expiration <= now().saturating_add(self.signer.policy.refresh) {
-            self.soa.store(Arc::new(self.signer.sign_soa(zone, self.serial)?));
+            self.soa
+                .store(Arc::new(self.signer.sign_soa(zone, self.serial)?));
         }
         Ok(())
     }
 
     /// Write the RRSIGs over a zone RRset, signing it first if needed.
-    pub fn write_rrsigs(&self, w: &mut Writer<'_>, zone: &Zone, set_idx: u32, ttl: u32, owner: OwnerRef<'_>) {
+    pub fn write_rrsigs(
+        &self,
+        w: &mut Writer<'_>,
+        zone: &Zone,
+        set_idx: u32,
+        ttl: u32,
+        owner: OwnerRef<'_>,
+    ) {
         let s = &*self.signer;
         let slot = &s.rrset_sigs[set_idx as usize];
         if let Some(g) = s.fresh(slot) {
@@ -561,7 +591,13 @@ impl Signed {
     }
 
     /// Write the DNSKEY or NSEC3PARAM RRset at the apex (owner = the question name).
-    pub fn write_apex_extra(&self, w: &mut Writer<'_>, _zone: &Zone, kind: ApexExtra, dnssec: bool) {
+    pub fn write_apex_extra(
+        &self,
+        w: &mut Writer<'_>,
+        _zone: &Zone,
+        kind: ApexExtra,
+        dnssec: bool,
+    ) {
         let s = &*self.signer;
         let (slot, ttl, rtype) = match kind {
             ApexExtra::Dnskey => (&s.dnskey_sigs, s.policy.dnskey_ttl, Rtype::DNSKEY),
@@ -620,7 +656,10 @@ impl Signed {
         let next = (i + 1) % len;
         let mut rdata = [0u8; 600];
         let rl = {
-            let mut v = RdataBuf { buf: &mut rdata, len: 0 };
+            let mut v = RdataBuf {
+                buf: &mut rdata,
+                len: 0,
+            };
             v.chain_rdata(&s.chain, i, next);
             v.len
         };
@@ -714,7 +753,13 @@ impl Signed {
     }
 
     /// Wildcard answer proof (RFC 5155 §7.2.6): the cover of the next closer name.
-    pub fn write_wildcard_proof(&self, w: &mut Writer<'_>, _zone: &Zone, qname: &[u8], encloser_labels: usize) {
+    pub fn write_wildcard_proof(
+        &self,
+        w: &mut Writer<'_>,
+        _zone: &Zone,
+        qname: &[u8],
+        encloser_labels: usize,
+    ) {
         let s = &*self.signer;
         let nc = name::ancestor(qname, encloser_labels + 1);
         let c = self.chain_cover(&s.hash_name(nc));

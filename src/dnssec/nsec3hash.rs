@@ -83,7 +83,10 @@ mod tests {
             let w = crate::name::from_text(name, &[0]).unwrap();
             let h = nsec3_hash(&w, &salt, 12);
             assert_eq!(&base32hex_encode(&h), want.as_bytes(), "{name}");
-            assert_eq!(base32hex_decode(want.to_ascii_uppercase().as_bytes()), Some(h));
+            assert_eq!(
+                base32hex_decode(want.to_ascii_uppercase().as_bytes()),
+                Some(h)
+            );
         }
     }
 }

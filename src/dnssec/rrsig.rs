@@ -53,7 +53,13 @@ pub fn sort_canonical(rdatas: &mut Vec<&[u8]>) {
 }
 
 /// Build the signed data: RRSIG RDATA without signature, then each RR in canonical form.
-pub fn signed_data(out: &mut Vec<u8>, f: &RrsigFields<'_>, owner: &[u8], class: u16, rdatas: &[&[u8]]) {
+pub fn signed_data(
+    out: &mut Vec<u8>,
+    f: &RrsigFields<'_>,
+    owner: &[u8],
+    class: u16,
+    rdatas: &[&[u8]],
+) {
     out.clear();
     put_fields(out, f);
     for r in rdatas {
@@ -90,7 +96,13 @@ pub fn sign_rrset(
 }
 
 /// Verify RRSIG RDATA over an RRset with a DNSKEY.
-pub fn verify_rrsig(dnskey: &[u8], rrsig: &[u8], owner: &[u8], class: u16, rdatas: &[&[u8]]) -> bool {
+pub fn verify_rrsig(
+    dnskey: &[u8],
+    rrsig: &[u8],
+    owner: &[u8],
+    class: u16,
+    rdatas: &[&[u8]],
+) -> bool {
     if rrsig.len() < 19 {
         return false;
     }
@@ -140,7 +152,13 @@ mod tests {
         sort_canonical(&mut sorted);
         let rrsig = sign_rrset(&k, &f, owner, 1, &sorted, &mut scratch).unwrap();
         assert!(verify_rrsig(k.dnskey_rdata(), &rrsig, owner, 1, &rds));
-        assert!(!verify_rrsig(k.dnskey_rdata(), &rrsig, b"\x03bar\x02be\x00", 1, &rds));
+        assert!(!verify_rrsig(
+            k.dnskey_rdata(),
+            &rrsig,
+            b"\x03bar\x02be\x00",
+            1,
+            &rds
+        ));
         assert_eq!(labels_count(b"\x01*\x02be\x00"), 1);
         assert_eq!(labels_count(b"\x00"), 0);
     }

@@ -110,9 +110,8 @@ pub fn handle(
     w.question(q.question, q.qname.len());
     let question_end = w.len();
     let edns = q.edns;
-    let done = |w: Writer<'_>, rcode: Rcode, ede: Option<(u16, &[u8])>| {
-        finish(w, cfg, edns, rcode, ede)
-    };
+    let done =
+        |w: Writer<'_>, rcode: Rcode, ede: Option<(u16, &[u8])>| finish(w, cfg, edns, rcode, ede);
     if let Some(e) = edns {
         if e.version > 0 {
             return done(w, Rcode::BADVERS, None);
@@ -159,7 +158,11 @@ pub fn handle(
         qtype: q.qtype,
         dnssec,
         limit,
-        opt_reserve: if edns.is_some() { Writer::opt_len(ede_len) } else { 0 },
+        opt_reserve: if edns.is_some() {
+            Writer::opt_len(ede_len)
+        } else {
+            0
+        },
         question_end,
     };
     let rcode = answer_in_zone(&mut w, snap, &ctx, &key, hit.map(|h| h.labels));

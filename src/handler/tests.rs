@@ -35,7 +35,12 @@ pub(crate) fn test_zone() -> Zone {
     add("be.", Rtype::NS, 86400, &n("b.nsset.be."));
     add("be.", Rtype::TXT, 3600, b"\x05hello");
     add("a.nsset.be.", Rtype::A, 86400, &[192, 0, 2, 1]);
-    add("a.nsset.be.", Rtype::AAAA, 86400, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    add(
+        "a.nsset.be.",
+        Rtype::AAAA,
+        86400,
+        &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
     add("b.nsset.be.", Rtype::A, 86400, &[192, 0, 2, 2]);
     add("secure.be.", Rtype::NS, 3600, &n("ns1.example.net."));
     add("secure.be.", Rtype::NS, 3600, &n("ns2.example.net."));
@@ -44,7 +49,12 @@ pub(crate) fn test_zone() -> Zone {
     add("glued.be.", Rtype::NS, 3600, &n("ns1.glued.be."));
     add("glued.be.", Rtype::NS, 3600, &n("ns2.glued.be."));
     add("ns1.glued.be.", Rtype::A, 3600, &[198, 51, 100, 1]);
-    add("ns1.glued.be.", Rtype::AAAA, 3600, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    add(
+        "ns1.glued.be.",
+        Rtype::AAAA,
+        3600,
+        &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+    );
     add("ns2.glued.be.", Rtype::A, 3600, &[198, 51, 100, 2]);
     add("shared.be.", Rtype::NS, 3600, &n("ns1.glued.be."));
     add("fed.gov.be.", Rtype::NS, 3600, &n("ns.example.org."));
@@ -52,7 +62,12 @@ pub(crate) fn test_zone() -> Zone {
         let t = format!("ns{i}.big.be.");
         add("big.be.", Rtype::NS, 3600, &n(&t));
         add(&t, Rtype::A, 3600, &[203, 0, 113, i as u8]);
-        add(&t, Rtype::AAAA, 3600, &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, i as u8]);
+        add(
+            &t,
+            Rtype::AAAA,
+            3600,
+            &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, i as u8],
+        );
     }
     b.finish().unwrap()
 }
@@ -76,7 +91,12 @@ fn ask(snap: &Snapshot, q: &[u8], tcp: bool) -> Option<Message> {
 }
 
 fn query(snap: &Snapshot, name: &str, t: Rtype) -> Message {
-    ask(snap, &build_query(7, &n(name), t, Some((1232, false))), false).unwrap()
+    ask(
+        snap,
+        &build_query(7, &n(name), t, Some((1232, false))),
+        false,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -102,7 +122,11 @@ fn referral_carries_in_domain_and_sibling_glue() {
     assert_eq!(Message::of(&m.additional, Rtype::AAAA).len(), 1);
     assert_eq!(m.additional[0].owner, n("ns1.glued.be."));
     let m = query(&s, "shared.be.", Rtype::NS);
-    assert_eq!(Message::of(&m.additional, Rtype::A).len(), 1, "sibling glue");
+    assert_eq!(
+        Message::of(&m.additional, Rtype::A).len(),
+        1,
+        "sibling glue"
+    );
 }
 
 #[test]
@@ -193,7 +217,12 @@ fn refused_formerr_notimp_badvers_and_drop() {
 #[test]
 fn edns_is_echoed_and_do_bit_carried() {
     let s = snapshot(test_zone());
-    let m = ask(&s, &build_query(1, &n("be."), Rtype::SOA, Some((4096, true))), false).unwrap();
+    let m = ask(
+        &s,
+        &build_query(1, &n("be."), Rtype::SOA, Some((4096, true))),
+        false,
+    )
+    .unwrap();
     assert_eq!(m.opt, Some((1232, 0, true)));
     let m = ask(&s, &build_query(1, &n("be."), Rtype::SOA, None), false).unwrap();
     assert!(m.opt.is_none());
@@ -354,6 +383,11 @@ fn steady_state_answers_do_not_allocate() {
         let before = counting::count();
         assert!(handle(&s, &cfg, q, false, &mut out));
         let made = counting::count() - before;
-        assert_eq!(made, 0, "query {} allocated {made} times", u16::from_be_bytes([q[0], q[1]]));
+        assert_eq!(
+            made,
+            0,
+            "query {} allocated {made} times",
+            u16::from_be_bytes([q[0], q[1]])
+        );
     }
 }

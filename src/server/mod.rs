@@ -35,7 +35,13 @@ pub enum Transport {
 /// The DNS logic the transport calls: sans-IO, bytes in, bytes out.
 pub trait Answerer: Send + Sync + 'static {
     /// Answer one message into `out` (cleared, capacity kept) and return true, or return false to drop it.
-    fn answer(&self, query: &[u8], peer: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> bool;
+    fn answer(
+        &self,
+        query: &[u8],
+        peer: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool;
 }
 
 /// Transport settings.
@@ -69,7 +75,8 @@ impl Server {
         let mut tcp_listeners = Vec::new();
         let mut addrs = Vec::new();
         for &a in &cfg.listen {
-            let l = tcp::bind(a).map_err(|e| std::io::Error::new(e.kind(), format!("TCP {a}: {e}")))?;
+            let l =
+                tcp::bind(a).map_err(|e| std::io::Error::new(e.kind(), format!("TCP {a}: {e}")))?;
             let actual = l.local_addr()?;
             addrs.push(actual);
             tcp_listeners.push(l);
@@ -78,7 +85,8 @@ impl Server {
         for _ in 0..cfg.workers.max(1) {
             let mut socks = Vec::new();
             for &a in &addrs {
-                let s = udp::bind(a).map_err(|e| std::io::Error::new(e.kind(), format!("UDP {a}: {e}")))?;
+                let s = udp::bind(a)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("UDP {a}: {e}")))?;
                 socks.push(s);
             }
             per_worker.push(socks);
@@ -123,7 +131,9 @@ impl Server {
 
 /// Block until SIGTERM or SIGINT.
 pub fn wait_for_signal() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;

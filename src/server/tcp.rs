@@ -57,7 +57,13 @@ impl TcpServer {
                 idle: cfg.tcp_idle_timeout,
                 max_queries: cfg.tcp_max_queries_per_connection,
             };
-            rt.spawn(accept_loop(listener, answerer.clone(), open.clone(), limits, stop_rx.clone()));
+            rt.spawn(accept_loop(
+                listener,
+                answerer.clone(),
+                open.clone(),
+                limits,
+                stop_rx.clone(),
+            ));
         }
         Ok(TcpServer { rt: Some(rt), stop })
     }

@@ -36,7 +36,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// Run one worker until `stop` is set.
 pub fn worker<A: Answerer>(socks: Vec<UdpSocket>, answerer: Arc<A>, stop: Arc<AtomicBool>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             crate::log(&format!("UDP worker cannot start its runtime: {e}"));
@@ -90,7 +93,11 @@ fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-async fn serve_socket<A: Answerer>(sock: tokio::net::UdpSocket, answerer: Arc<A>, stop: Arc<AtomicBool>) {
+async fn serve_socket<A: Answerer>(
+    sock: tokio::net::UdpSocket,
+    answerer: Arc<A>,
+    stop: Arc<AtomicBool>,
+) {
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut b: Box<Bufs> = Box::new(Bufs {
         rx: vec![[0u8; RECV_SIZE]; BATCH],
@@ -123,8 +130,10 @@ async fn serve_socket<A: Answerer>(sock: tokio::net::UdpSocket, answerer: Arc<A>
                         iov_base: bufs.rx[i].as_mut_ptr() as *mut libc::c_void,
                         iov_len: RECV_SIZE,
                     };
-                    bufs.msgs[i].msg_hdr.msg_name = &mut bufs.addrs[i] as *mut _ as *mut libc::c_void;
-                    bufs.msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+                    bufs.msgs[i].msg_hdr.msg_name =
+                        &mut bufs.addrs[i] as *mut _ as *mut libc::c_void;
+                    bufs.msgs[i].msg_hdr.msg_namelen =
+                        std::mem::size_of::<libc::sockaddr_storage>() as u32;
                     bufs.msgs[i].msg_hdr.msg_iov = &mut bufs.iov[i];
                     bufs.msgs[i].msg_hdr.msg_iovlen = 1;
                     bufs.msgs[i].msg_hdr.msg_control = std::ptr::null_mut();
@@ -135,7 +144,13 @@ async fn serve_socket<A: Answerer>(sock: tokio::net::UdpSocket, answerer: Arc<A>
                 // SAFETY: the arrays live in `bufs` for the duration of the call and
                 // every header points at its own buffer and address storage.
                 let r = unsafe {
-                    libc::recvmmsg(fd, bufs.msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                    libc::recvmmsg(
+                        fd,
+                        bufs.msgs.as_mut_ptr(),
+                        BATCH as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
                 };
                 if r < 0 {
                     Err(std::io::Error::last_os_error())
@@ -168,7 +183,8 @@ async fn serve_socket<A: Answerer>(sock: tokio::net::UdpSocket, answerer: Arc<A>
                         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
                         iov_len: buf.len(),
                     };
-                    bufs.out_msgs[out].msg_hdr.msg_name = &mut bufs.addrs[i] as *mut _ as *mut libc::c_void;
+                    bufs.out_msgs[out].msg_hdr.msg_name =
+                        &mut bufs.addrs[i] as *mut _ as *mut libc::c_void;
                     bufs.out_msgs[out].msg_hdr.msg_namelen = bufs.msgs[i].msg_hdr.msg_namelen;
                     bufs.out_msgs[out].msg_hdr.msg_iov = &mut bufs.out_iov[out];
                     bufs.out_msgs[out].msg_hdr.msg_iovlen = 1;
@@ -185,7 +201,12 @@ async fn serve_socket<A: Answerer>(sock: tokio::net::UdpSocket, answerer: Arc<A>
             while sent < out {
                 // SAFETY: headers `sent..out` point at live buffers and addresses in `bufs`.
                 let r = unsafe {
-                    libc::sendmmsg(fd, bufs.out_msgs[sent..].as_mut_ptr(), (out - sent) as u32, libc::MSG_DONTWAIT)
+                    libc::sendmmsg(
+                        fd,
+                        bufs.out_msgs[sent..].as_mut_ptr(),
+                        (out - sent) as u32,
+                        libc::MSG_DONTWAIT,
+                    )
                 };
                 if r <= 0 {
                     let e = std::io::Error::last_os_error();

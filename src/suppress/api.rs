@@ -138,7 +138,13 @@ fn token_ok(given: Option<&str>, want: &str) -> bool {
 }
 
 /// Serve the admin API on `listener` until the service stops.
-pub fn serve(listener: TcpListener, token: String, rt: Arc<Runtime>, svc: Arc<Service>, loaded: Arc<Loaded>) {
+pub fn serve(
+    listener: TcpListener,
+    token: String,
+    rt: Arc<Runtime>,
+    svc: Arc<Service>,
+    loaded: Arc<Loaded>,
+) {
     let _ = listener.set_nonblocking(true);
     while !svc.stopping() {
         match listener.accept() {
@@ -173,9 +179,20 @@ fn handle(
 ) {
     if !token_ok(req.token.as_deref(), token) {
         if let Some(a) = &rt.audit {
-            a.record(&format!("api:{peer}"), "auth-failed", "", &format!("{} {}", req.method, req.path), "", svc.snapshot().serial);
+            a.record(
+                &format!("api:{peer}"),
+                "auth-failed",
+                "",
+                &format!("{} {}", req.method, req.path),
+                "",
+                svc.snapshot().serial,
+            );
         }
-        respond(stream, 401, &serde_json::json!({ "error": "missing or wrong admin token" }));
+        respond(
+            stream,
+            401,
+            &serde_json::json!({ "error": "missing or wrong admin token" }),
+        );
         return;
     }
     let path = req.path.trim_end_matches('/');
@@ -195,23 +212,48 @@ fn handle(
         }
         ("GET", "/v1/suppressions") => {
             let l = rt.list();
-            respond(stream, 200, &serde_json::json!({ "serial": l.serial, "entries": l.entries }));
+            respond(
+                stream,
+                200,
+                &serde_json::json!({ "serial": l.serial, "entries": l.entries }),
+            );
         }
         ("GET", p) if p.starts_with("/v1/suppressions/") => {
-            let d = p.trim_start_matches("/v1/suppressions/").to_ascii_lowercase();
+            let d = p
+                .trim_start_matches("/v1/suppressions/")
+                .to_ascii_lowercase();
             let d = if d.ends_with('.') { d } else { format!("{d}.") };
-            match rt.list().entries.into_iter().find(|e| e.domain.eq_ignore_ascii_case(&d)) {
+            match rt
+                .list()
+                .entries
+                .into_iter()
+                .find(|e| e.domain.eq_ignore_ascii_case(&d))
+            {
                 Some(e) => respond(stream, 200, &serde_json::to_value(e).unwrap_or_default()),
-                None => respond(stream, 404, &serde_json::json!({ "error": format!("{d} is not on the suppression list") })),
+                None => respond(
+                    stream,
+                    404,
+                    &serde_json::json!({ "error": format!("{d} is not on the suppression list") }),
+                ),
             }
         }
         ("POST", "/v1/suppressions") => {
             let body: AddBody = match serde_json::from_slice(&req.body) {
                 Ok(b) => b,
-                Err(e) => return respond(stream, 400, &serde_json::json!({ "error": format!("bad request body: {e}") })),
+                Err(e) => {
+                    return respond(
+                        stream,
+                        400,
+                        &serde_json::json!({ "error": format!("bad request body: {e}") }),
+                    )
+                }
             };
             if body.actor.trim().is_empty() {
-                return respond(stream, 400, &serde_json::json!({ "error": "actor is required" }));
+                return respond(
+                    stream,
+                    400,
+                    &serde_json::json!({ "error": "actor is required" }),
+                );
             }
             let now = list::format_time(list::now_secs());
             let entries = body
@@ -235,20 +277,34 @@ fn handle(
         ("POST", "/v1/suppressions/remove") => {
             let body: RemoveBody = match serde_json::from_slice(&req.body) {
                 Ok(b) => b,
-                Err(e) => return respond(stream, 400, &serde_json::json!({ "error": format!("bad request body: {e}") })),
+                Err(e) => {
+                    return respond(
+                        stream,
+                        400,
+                        &serde_json::json!({ "error": format!("bad request body: {e}") }),
+                    )
+                }
             };
             match rt.remove(svc, loaded, &body.domains, &body.reason, &body.actor) {
                 Ok(o) => respond(stream, 200, &serde_json::to_value(o).unwrap_or_default()),
                 Err(e) => respond(stream, e.status, &err_json(&e)),
             }
         }
-        _ => respond(stream, 404, &serde_json::json!({ "error": format!("no such endpoint: {} {}", req.method, req.path) })),
+        _ => respond(
+            stream,
+            404,
+            &serde_json::json!({ "error": format!("no such endpoint: {} {}", req.method, req.path) }),
+        ),
     }
 }
 
 impl Runtime {
     /// Start the admin API and the watcher (file edits, expiry) for a running service.
-    pub fn start(self, svc: Arc<Service>, loaded: Loaded) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    pub fn start(
+        self,
+        svc: Arc<Service>,
+        loaded: Loaded,
+    ) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
         let rt = Arc::new(self);
         let loaded = Arc::new(loaded);
         let mut threads = Vec::new();
@@ -259,7 +315,10 @@ impl Runtime {
                     .trim()
                     .to_string();
                 if token.len() < 16 {
-                    return Err(format!("{}: the admin token must be at least 16 characters", tf.display()));
+                    return Err(format!(
+                        "{}: the admin token must be at least 16 characters",
+                        tf.display()
+                    ));
                 }
                 let listener = TcpListener::bind(rt.admin_listen)
                     .map_err(|e| format!("admin API: cannot listen on {}: {e}", rt.admin_listen))?;

@@ -31,7 +31,15 @@ impl Audit {
     }
 
     /// Append one event; a write failure is logged (the change itself already happened).
-    pub fn record(&self, actor: &str, action: &str, domain: &str, reason: &str, case: &str, serial: u32) {
+    pub fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        domain: &str,
+        reason: &str,
+        case: &str,
+        serial: u32,
+    ) {
         let line = serde_json::json!({
             "time": super::list::format_time(super::list::now_secs()),
             "actor": actor,

@@ -80,7 +80,9 @@ fn expiry(s: &str) -> Result<String, String> {
         return Ok(s.to_string());
     }
     let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: u64 = num.parse().map_err(|_| format!("--expires '{s}': use 2026-12-08T13:00:00Z or 24h / 14d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("--expires '{s}': use 2026-12-08T13:00:00Z or 24h / 14d"))?;
     let mult = match unit {
         "m" => 60,
         "h" => 3600,
@@ -91,7 +93,12 @@ fn expiry(s: &str) -> Result<String, String> {
 }
 
 /// Send one request to the admin API; returns (status, JSON body).
-pub fn request(cfg: &Config, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value), String> {
+pub fn request(
+    cfg: &Config,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
     let tf = cfg
         .suppress
         .admin_token_file
@@ -100,8 +107,10 @@ pub fn request(cfg: &Config, method: &str, path: &str, body: Option<&serde_json:
     let token = std::fs::read_to_string(tf)
         .map_err(|e| format!("{}: cannot read the admin token: {e}", tf.display()))?;
     let addr = cfg.suppress.admin_listen;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("cannot reach the admin API at {addr}: {e} (is `belfry serve` running?)"))?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
+            format!("cannot reach the admin API at {addr}: {e} (is `belfry serve` running?)")
+        })?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
     let text = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
@@ -112,7 +121,8 @@ pub fn request(cfg: &Config, method: &str, path: &str, body: Option<&serde_json:
     )
     .map_err(|e| format!("admin API: {e}"))?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| format!("admin API: {e}"))?;
+    s.read_to_string(&mut resp)
+        .map_err(|e| format!("admin API: {e}"))?;
     let status: u16 = resp
         .split_whitespace()
         .nth(1)
@@ -129,7 +139,9 @@ fn ok_or_err(status: u16, body: serde_json::Value) -> Result<serde_json::Value, 
     } else {
         Err(format!(
             "refused ({status}): {}",
-            body.get("error").and_then(|e| e.as_str()).unwrap_or("no details")
+            body.get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("no details")
         ))
     }
 }
@@ -138,9 +150,18 @@ fn ok_or_err(status: u16, body: serde_json::Value) -> Result<serde_json::Value, 
 pub fn run(a: SuppressArgs) -> Result<(), String> {
     let cfg = Config::load(&a.config).map_err(|e| e.to_string())?;
     match a.cmd {
-        SuppressCmd::Add { mut domains, reason, case, ede, expires, from_file, by } => {
+        SuppressCmd::Add {
+            mut domains,
+            reason,
+            case,
+            ede,
+            expires,
+            from_file,
+            by,
+        } => {
             if let Some(f) = from_file {
-                let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let text =
+                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
                 for (i, line) in text.lines().enumerate() {
                     let l = line.split('#').next().unwrap_or("").trim();
                     if l.is_empty() {
@@ -169,9 +190,17 @@ pub fn run(a: SuppressArgs) -> Result<(), String> {
             let body = serde_json::json!({"actor": actor(by), "entries": entries});
             let (st, b) = request(&cfg, "POST", "/v1/suppressions", Some(&body))?;
             let b = ok_or_err(st, b)?;
-            println!("suppressed {} domain(s); zone serial now {}", entries.len(), b["serial"]);
+            println!(
+                "suppressed {} domain(s); zone serial now {}",
+                entries.len(),
+                b["serial"]
+            );
         }
-        SuppressCmd::Remove { domains, reason, by } => {
+        SuppressCmd::Remove {
+            domains,
+            reason,
+            by,
+        } => {
             if domains.is_empty() {
                 return Err("no domain given".into());
             }
@@ -179,10 +208,15 @@ pub fn run(a: SuppressArgs) -> Result<(), String> {
                 .into_iter()
                 .map(|d| if d.ends_with('.') { d } else { format!("{d}.") })
                 .collect();
-            let body = serde_json::json!({"actor": actor(by), "reason": reason, "domains": domains});
+            let body =
+                serde_json::json!({"actor": actor(by), "reason": reason, "domains": domains});
             let (st, b) = request(&cfg, "POST", "/v1/suppressions/remove", Some(&body))?;
             let b = ok_or_err(st, b)?;
-            println!("lifted {} suppression(s); zone serial now {}", domains.len(), b["serial"]);
+            println!(
+                "lifted {} suppression(s); zone serial now {}",
+                domains.len(),
+                b["serial"]
+            );
         }
         SuppressCmd::List { json } => {
             let (st, b) = request(&cfg, "GET", "/v1/suppressions", None)?;
@@ -205,7 +239,11 @@ pub fn run(a: SuppressArgs) -> Result<(), String> {
             }
         }
         SuppressCmd::Show { domain } => {
-            let d = if domain.ends_with('.') { domain } else { format!("{domain}.") };
+            let d = if domain.ends_with('.') {
+                domain
+            } else {
+                format!("{domain}.")
+            };
             let (st, b) = request(&cfg, "GET", &format!("/v1/suppressions/{d}"), None)?;
             let b = ok_or_err(st, b)?;
             println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());

@@ -75,14 +75,22 @@ pub fn parse(path: &Path, text: &str) -> Result<ListFile, String> {
             return Err(at(format!("domain '{}': {m}", e.domain)));
         }
         if !e.domain.ends_with('.') {
-            return Err(at(format!("domain '{}' must be absolute (end with a dot)", e.domain)));
+            return Err(at(format!(
+                "domain '{}' must be absolute (end with a dot)",
+                e.domain
+            )));
         }
         if parse_time(&e.added_at).is_none() {
-            return Err(at(format!("added_at '{}' is not an RFC 3339 UTC time like 2026-11-24T13:00:00Z", e.added_at)));
+            return Err(at(format!(
+                "added_at '{}' is not an RFC 3339 UTC time like 2026-11-24T13:00:00Z",
+                e.added_at
+            )));
         }
         if let Some(x) = &e.expires {
             if parse_time(x).is_none() {
-                return Err(at(format!("expires '{x}' is not an RFC 3339 UTC time like 2026-12-08T13:00:00Z")));
+                return Err(at(format!(
+                    "expires '{x}' is not an RFC 3339 UTC time like 2026-12-08T13:00:00Z"
+                )));
             }
         }
         if !seen.insert(e.domain.to_ascii_lowercase()) {
@@ -114,16 +122,23 @@ pub fn render(list: &ListFile) -> String {
 /// Write the list atomically: temp file, fsync, rename, fsync the directory.
 pub fn persist(path: &Path, list: &ListFile) -> Result<String, String> {
     let text = render(list);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("suppressions"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("suppressions"),
         std::process::id()
     ));
     let fail = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
     {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| fail("cannot create temporary file", e))?;
-        f.write_all(text.as_bytes()).map_err(|e| fail("cannot write", e))?;
+        let mut f =
+            std::fs::File::create(&tmp).map_err(|e| fail("cannot create temporary file", e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| fail("cannot write", e))?;
         f.sync_all().map_err(|e| fail("cannot fsync", e))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| fail("cannot rename into place", e))?;
@@ -147,11 +162,25 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Parse `YYYY-MM-DDTHH:MM:SSZ` into seconds since the epoch.
 pub fn parse_time(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }

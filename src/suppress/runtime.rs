@@ -183,7 +183,10 @@ impl Runtime {
                 check_domain(zone, &e.domain).map_err(|m| format!("{}: {m}", p.display()))?;
             }
         }
-        let last_text = s.file.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+        let last_text = s
+            .file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
         let audit = match &s.audit_log {
             Some(p) => Some(Audit::open(p)?),
             None => None,
@@ -282,14 +285,23 @@ impl Runtime {
         for e in &desired {
             let w = check_domain(zone, &e.domain).map_err(|m| ChangeError::new(400, m))?;
             if seen.insert(w, ()).is_some() {
-                return Err(ChangeError::new(409, format!("{} is listed twice", e.domain)));
+                return Err(ChangeError::new(
+                    409,
+                    format!("{} is listed twice", e.domain),
+                ));
             }
             if list::parse_time(&e.added_at).is_none() {
-                return Err(ChangeError::new(400, format!("{}: bad added_at '{}'", e.domain, e.added_at)));
+                return Err(ChangeError::new(
+                    400,
+                    format!("{}: bad added_at '{}'", e.domain, e.added_at),
+                ));
             }
             if let Some(x) = &e.expires {
                 if list::parse_time(x).is_none() {
-                    return Err(ChangeError::new(400, format!("{}: bad expires '{x}'", e.domain)));
+                    return Err(ChangeError::new(
+                        400,
+                        format!("{}: bad expires '{x}'", e.domain),
+                    ));
                 }
             }
         }
@@ -338,8 +350,14 @@ impl Runtime {
             }
         }
         let set = self.set_for(zone, &desired, now);
-        let snap = service::make_snapshot(zone.clone(), loaded.signer.clone(), set, splice.clone(), serial)
-            .map_err(|m| ChangeError::new(500, m))?;
+        let snap = service::make_snapshot(
+            zone.clone(),
+            loaded.signer.clone(),
+            set,
+            splice.clone(),
+            serial,
+        )
+        .map_err(|m| ChangeError::new(500, m))?;
         // Persist, then audit, then swap.
         let new_list = ListFile {
             serial,
@@ -351,11 +369,25 @@ impl Runtime {
         };
         if let Some(a) = &self.audit {
             for (_, e) in &added {
-                a.record(actor, action_name(action, true), &e.domain, &e.reason, &e.case, serial);
+                a.record(
+                    actor,
+                    action_name(action, true),
+                    &e.domain,
+                    &e.reason,
+                    &e.case,
+                    serial,
+                );
             }
             for (_, e) in &removed {
                 let why = removal_reason.unwrap_or(&e.reason);
-                a.record(actor, action_name(action, false), &e.domain, why, &e.case, serial);
+                a.record(
+                    actor,
+                    action_name(action, false),
+                    &e.domain,
+                    why,
+                    &e.case,
+                    serial,
+                );
             }
         }
         svc.swap(snap);
@@ -374,23 +406,45 @@ impl Runtime {
     }
 
     /// Add entries (all or nothing).
-    pub fn add(&self, svc: &Service, loaded: &Loaded, new: Vec<Entry>, actor: &str) -> Result<Outcome, ChangeError> {
+    pub fn add(
+        &self,
+        svc: &Service,
+        loaded: &Loaded,
+        new: Vec<Entry>,
+        actor: &str,
+    ) -> Result<Outcome, ChangeError> {
         let mut desired = self.lock().list.entries.clone();
         for e in &new {
             let w = check_domain(&loaded.zone, &e.domain).map_err(|m| ChangeError::new(400, m))?;
             if e.reason.trim().is_empty() || e.case.trim().is_empty() {
-                return Err(ChangeError::new(400, format!("{}: a reason and a case id are required", e.domain)));
+                return Err(ChangeError::new(
+                    400,
+                    format!("{}: a reason and a case id are required", e.domain),
+                ));
             }
             if let Some(x) = &e.expires {
                 match list::parse_time(x) {
                     Some(t) if t > list::now_secs() => {}
-                    Some(_) => return Err(ChangeError::new(400, format!("{}: expires {x} is in the past", e.domain))),
-                    None => return Err(ChangeError::new(400, format!("{}: bad expires '{x}'", e.domain))),
+                    Some(_) => {
+                        return Err(ChangeError::new(
+                            400,
+                            format!("{}: expires {x} is in the past", e.domain),
+                        ))
+                    }
+                    None => {
+                        return Err(ChangeError::new(
+                            400,
+                            format!("{}: bad expires '{x}'", e.domain),
+                        ))
+                    }
                 }
             }
             let text = name::to_text(&w);
             if desired.iter().any(|d| d.domain.eq_ignore_ascii_case(&text)) {
-                return Err(ChangeError::new(409, format!("{text} is already suppressed")));
+                return Err(ChangeError::new(
+                    409,
+                    format!("{text} is already suppressed"),
+                ));
             }
             let mut e = e.clone();
             e.domain = text;
@@ -400,9 +454,19 @@ impl Runtime {
     }
 
     /// Remove entries (all or nothing); `reason` is audited.
-    pub fn remove(&self, svc: &Service, loaded: &Loaded, domains: &[String], reason: &str, actor: &str) -> Result<Outcome, ChangeError> {
+    pub fn remove(
+        &self,
+        svc: &Service,
+        loaded: &Loaded,
+        domains: &[String],
+        reason: &str,
+        actor: &str,
+    ) -> Result<Outcome, ChangeError> {
         if reason.trim().is_empty() {
-            return Err(ChangeError::new(400, "a reason is required to lift a suppression"));
+            return Err(ChangeError::new(
+                400,
+                "a reason is required to lift a suppression",
+            ));
         }
         let mut desired = self.lock().list.entries.clone();
         for d in domains {
@@ -411,7 +475,10 @@ impl Runtime {
             let before = desired.len();
             desired.retain(|e| !e.domain.eq_ignore_ascii_case(&text));
             if desired.len() == before {
-                return Err(ChangeError::new(404, format!("{text} is not on the suppression list")));
+                return Err(ChangeError::new(
+                    404,
+                    format!("{text} is not on the suppression list"),
+                ));
             }
         }
         self.apply(svc, loaded, desired, actor, "remove", Some(reason))
@@ -425,7 +492,8 @@ impl Runtime {
             return Ok(None);
         }
         let desired: Vec<Entry> = entries.into_iter().filter(|e| is_active(e, now)).collect();
-        self.apply(svc, loaded, desired, "belfry", "expire", Some("expired")).map(Some)
+        self.apply(svc, loaded, desired, "belfry", "expire", Some("expired"))
+            .map(Some)
     }
 
     /// Pick up a hand edit of the list file, if there is one. Errors leave the list in force.
@@ -454,7 +522,14 @@ impl Runtime {
         if result.is_err() {
             st.last_text = Some(text);
             if let Some(a) = &self.audit {
-                a.record("file-edit", "edit-rejected", "", result.as_ref().err().map(|s| s.as_str()).unwrap_or(""), "", st.serial);
+                a.record(
+                    "file-edit",
+                    "edit-rejected",
+                    "",
+                    result.as_ref().err().map(|s| s.as_str()).unwrap_or(""),
+                    "",
+                    st.serial,
+                );
             }
         }
         result

@@ -112,7 +112,8 @@ pub fn decode(msg: &[u8]) -> Option<Message> {
     if msg.len() < 12 {
         return None;
     }
-    let be16 = |p: usize| -> Option<u16> { Some(u16::from_be_bytes([*msg.get(p)?, *msg.get(p + 1)?])) };
+    let be16 =
+        |p: usize| -> Option<u16> { Some(u16::from_be_bytes([*msg.get(p)?, *msg.get(p + 1)?])) };
     let mut m = Message {
         id: be16(0)?,
         flags: be16(2)?,
@@ -148,7 +149,8 @@ pub fn decode(msg: &[u8]) -> Option<Message> {
                     let olen = be16(o + 2)? as usize;
                     if code == super::types::option::EDE && olen >= 2 {
                         let info = be16(o + 4)?;
-                        let text = String::from_utf8_lossy(msg.get(o + 6..o + 4 + olen)?).into_owned();
+                        let text =
+                            String::from_utf8_lossy(msg.get(o + 6..o + 4 + olen)?).into_owned();
                         m.ede = Some((info, text));
                     }
                     o += 4 + olen;
@@ -177,7 +179,18 @@ pub fn decode(msg: &[u8]) -> Option<Message> {
 pub fn build_query(id: u16, qname: &[u8], qtype: Rtype, edns: Option<(u16, bool)>) -> Vec<u8> {
     let mut m = Vec::with_capacity(64);
     m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, if edns.is_some() { 1 } else { 0 }]);
+    m.extend_from_slice(&[
+        0x00,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        if edns.is_some() { 1 } else { 0 },
+    ]);
     m.extend_from_slice(qname);
     m.extend_from_slice(&qtype.0.to_be_bytes());
     m.extend_from_slice(&1u16.to_be_bytes());

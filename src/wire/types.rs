@@ -59,7 +59,10 @@ impl Rtype {
 
     /// Whether RDATA of this type holds names that may be compressed (RFC 3597 §4).
     pub fn compressible_names(self) -> bool {
-        matches!(self, Rtype::NS | Rtype::CNAME | Rtype::SOA | Rtype::PTR | Rtype::MX)
+        matches!(
+            self,
+            Rtype::NS | Rtype::CNAME | Rtype::SOA | Rtype::PTR | Rtype::MX
+        )
     }
 }
 

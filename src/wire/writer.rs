@@ -206,7 +206,9 @@ impl<'a> Writer<'a> {
             }
         }
         let base = self.buf.len();
-        let end = crate::name::wire_len(wire).unwrap_or(wire.len()).min(MAX_NAME_LEN);
+        let end = crate::name::wire_len(wire)
+            .unwrap_or(wire.len())
+            .min(MAX_NAME_LEN);
         self.buf.extend_from_slice(&wire[..end]);
         for (j, &h) in hashes.iter().enumerate().take(n) {
             self.comp.add(h, base + starts[j] as usize);
@@ -241,7 +243,14 @@ impl<'a> Writer<'a> {
     }
 
     /// Write one resource record whose owner is a pointer to an earlier offset.
-    pub fn record_at(&mut self, owner_offset: u16, rtype: Rtype, class: u16, ttl: u32, rdata: &[u8]) {
+    pub fn record_at(
+        &mut self,
+        owner_offset: u16,
+        rtype: Rtype,
+        class: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) {
         self.buf
             .extend_from_slice(&(0xC000 | owner_offset).to_be_bytes());
         self.record_tail(rtype, class, ttl, rdata);
@@ -303,7 +312,13 @@ impl<'a> Writer<'a> {
     }
 
     /// Write an OPT record (RFC 6891 §6.1.2) with an optional Extended DNS Error.
-    pub fn opt(&mut self, udp_size: u16, ext_rcode: u8, dnssec_ok: bool, ede: Option<(u16, &[u8])>) {
+    pub fn opt(
+        &mut self,
+        udp_size: u16,
+        ext_rcode: u8,
+        dnssec_ok: bool,
+        ede: Option<(u16, &[u8])>,
+    ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&Rtype::OPT.0.to_be_bytes());
         self.buf.extend_from_slice(&udp_size.to_be_bytes());
@@ -314,7 +329,8 @@ impl<'a> Writer<'a> {
         match ede {
             Some((code, text)) => {
                 let olen = 2 + text.len();
-                self.buf.extend_from_slice(&((4 + olen) as u16).to_be_bytes());
+                self.buf
+                    .extend_from_slice(&((4 + olen) as u16).to_be_bytes());
                 self.buf
                     .extend_from_slice(&super::types::option::EDE.to_be_bytes());
                 self.buf.extend_from_slice(&(olen as u16).to_be_bytes());
@@ -362,10 +378,28 @@ mod tests {
         let q = b"\x03www\x07Example\x02be\x00\x00\x02\x00\x01";
         w.question(q, 16);
         w.section(Section::Authority);
-        w.record(b"\x07example\x02BE\x00", Rtype::NS, 1, 60, b"\x03ns1\x07example\x02be\x00");
-        w.record(b"\x07example\x02be\x00", Rtype::NS, 1, 60, b"\x03ns2\x03net\x00");
+        w.record(
+            b"\x07example\x02BE\x00",
+            Rtype::NS,
+            1,
+            60,
+            b"\x03ns1\x07example\x02be\x00",
+        );
+        w.record(
+            b"\x07example\x02be\x00",
+            Rtype::NS,
+            1,
+            60,
+            b"\x03ns2\x03net\x00",
+        );
         w.section(Section::Additional);
-        w.record(b"\x03ns1\x07example\x02be\x00", Rtype::A, 1, 60, &[192, 0, 2, 1]);
+        w.record(
+            b"\x03ns1\x07example\x02be\x00",
+            Rtype::A,
+            1,
+            60,
+            &[192, 0, 2, 1],
+        );
         w.finish();
         // Owner "example.be" points at offset 16 (after "www" label).
         assert_eq!(&buf[32..34], &[0xC0, 16]);

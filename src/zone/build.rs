@@ -9,7 +9,9 @@
 //!
 //! Every error names the file and line of the record at fault.
 
-use super::{Glue, Node, RRset, Zone, ZoneStats, APEX, BELOW_CUT, DELEGATION, HAS_WILDCARD, SECURE};
+use super::{
+    Glue, Node, RRset, Zone, ZoneStats, APEX, BELOW_CUT, DELEGATION, HAS_WILDCARD, SECURE,
+};
 use crate::name::{self, Key};
 use crate::wire::Rtype;
 use hashbrown::HashTable;
@@ -185,6 +187,7 @@ impl ZoneBuilder {
     }
 
     /// Add one record. An error is about this record; the caller adds the place.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
         owner: &[u8],
@@ -206,7 +209,10 @@ impl ZoneBuilder {
                 ))
             }
             t if t.is_meta() => {
-                return Err(format!("{} is not a record type for zone data", rtype_name(rtype)))
+                return Err(format!(
+                    "{} is not a record type for zone data",
+                    rtype_name(rtype)
+                ))
             }
             _ => {}
         }
@@ -354,8 +360,8 @@ impl ZoneBuilder {
         let mut soa = None;
         for node in 0..n_nodes as u32 {
             let nd = self.nodes[node as usize];
-            let sets = &rrsets
-                [nd.rrset_start as usize..nd.rrset_start as usize + nd.rrset_count as usize];
+            let sets =
+                &rrsets[nd.rrset_start as usize..nd.rrset_start as usize + nd.rrset_count as usize];
             let rec_of = |k: usize| self.recs[first_rec[nd.rrset_start as usize + k] as usize];
             let has = |t: Rtype| sets.iter().position(|s| s.rtype == t);
             if sets.is_empty() {
@@ -507,14 +513,16 @@ impl ZoneBuilder {
                 continue;
             };
             let ns = sets[ns_k];
-            let node_wire = super::key_to_wire(&self.keys[nd.key_off as usize..][..nd.key_len as usize]);
+            let node_wire =
+                super::key_to_wire(&self.keys[nd.key_off as usize..][..nd.key_len as usize]);
             let glue_start = glue.len();
             for j in 0..ns.count as usize {
                 let target = self.rdata_of(rrs[ns.first_rr as usize + j]);
                 if !name::is_at_or_below(target, &self.origin) {
                     continue;
                 }
-                let in_domain = nd.flags & DELEGATION != 0 && name::is_at_or_below(target, &node_wire);
+                let in_domain =
+                    nd.flags & DELEGATION != 0 && name::is_at_or_below(target, &node_wire);
                 key.set(target);
                 let found = self.find(key.as_bytes());
                 let addr_sets: Vec<(usize, RRset)> = match found {
@@ -566,7 +574,10 @@ impl ZoneBuilder {
             let sets = &rrsets[nd.rrset_start as usize..][..nd.rrset_count as usize];
             if nd.flags & DELEGATION != 0 {
                 if let Some(k) = sets.iter().position(|s| {
-                    s.rtype != Rtype::NS && s.rtype != Rtype::DS && !((s.rtype == Rtype::A || s.rtype == Rtype::AAAA) && referenced[node as usize])
+                    s.rtype != Rtype::NS
+                        && s.rtype != Rtype::DS
+                        && !((s.rtype == Rtype::A || s.rtype == Rtype::AAAA)
+                            && referenced[node as usize])
                 }) {
                     let r = self.recs[first_rec[nd.rrset_start as usize + k] as usize];
                     return Err(self.err(
@@ -579,8 +590,12 @@ impl ZoneBuilder {
                     ));
                 }
             }
-            if nd.flags & BELOW_CUT != 0 && !sets.is_empty() && !referenced[node as usize] {
-                if warnings.len() < 100 {
+            if nd.flags & BELOW_CUT != 0
+                && !sets.is_empty()
+                && !referenced[node as usize]
+                && warnings.len() < 100
+            {
+                {
                     let r = self.recs[first_rec[nd.rrset_start as usize] as usize];
                     warnings.push(format!(
                         "{}:{}: glue {} is not used by any NS record; it is never served",

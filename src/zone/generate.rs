@@ -57,14 +57,84 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "auto", "garage", "immo", "huis", "bouw", "bakkerij", "cafe", "resto", "frituur", "kapper", "dokter",
-    "apotheek", "advocaat", "notaris", "consult", "design", "studio", "media", "web", "shop", "online",
-    "digital", "tech", "data", "cloud", "net", "info", "pro", "group", "team", "service", "brussel",
-    "antwerpen", "gent", "brugge", "leuven", "liege", "namur", "mons", "mechelen", "hasselt", "kortrijk",
-    "oostende", "genk", "charleroi", "maison", "jardin", "fiets", "sport", "club", "school", "atelier",
-    "bloemen", "wijn", "bier", "chocolade", "wafel", "frites", "kaas", "koffie", "bank", "vastgoed",
-    "schilder", "elektro", "dak", "keuken", "hotel", "camping", "reis", "events", "muziek", "foto",
-    "video", "radio", "kids", "mode", "beauty", "wellness",
+    "auto",
+    "garage",
+    "immo",
+    "huis",
+    "bouw",
+    "bakkerij",
+    "cafe",
+    "resto",
+    "frituur",
+    "kapper",
+    "dokter",
+    "apotheek",
+    "advocaat",
+    "notaris",
+    "consult",
+    "design",
+    "studio",
+    "media",
+    "web",
+    "shop",
+    "online",
+    "digital",
+    "tech",
+    "data",
+    "cloud",
+    "net",
+    "info",
+    "pro",
+    "group",
+    "team",
+    "service",
+    "brussel",
+    "antwerpen",
+    "gent",
+    "brugge",
+    "leuven",
+    "liege",
+    "namur",
+    "mons",
+    "mechelen",
+    "hasselt",
+    "kortrijk",
+    "oostende",
+    "genk",
+    "charleroi",
+    "maison",
+    "jardin",
+    "fiets",
+    "sport",
+    "club",
+    "school",
+    "atelier",
+    "bloemen",
+    "wijn",
+    "bier",
+    "chocolade",
+    "wafel",
+    "frites",
+    "kaas",
+    "koffie",
+    "bank",
+    "vastgoed",
+    "schilder",
+    "elektro",
+    "dak",
+    "keuken",
+    "hotel",
+    "camping",
+    "reis",
+    "events",
+    "muziek",
+    "foto",
+    "video",
+    "radio",
+    "kids",
+    "mode",
+    "beauty",
+    "wellness",
 ];
 const TLDS: &[&str] = &["net", "com", "eu", "org", "nl", "fr", "de"];
 const PROVIDER_SUFFIX: &[&str] = &["dns", "hosting", "servers", "cloud", "ns", "data"];
@@ -89,7 +159,11 @@ fn label(rng: &mut Rng, out: &mut String) {
             let len = 3 + rng.below(10);
             for _ in 0..len {
                 let c = rng.below(36) as u8;
-                out.push(if c < 26 { (b'a' + c) as char } else { (b'0' + c - 26) as char });
+                out.push(if c < 26 {
+                    (b'a' + c) as char
+                } else {
+                    (b'0' + c - 26) as char
+                });
             }
         }
     }
@@ -113,13 +187,24 @@ pub fn write_zone(p: &GenParams, w: &mut impl Write) -> std::io::Result<GenStats
     write_inner(p, w, None)
 }
 
-fn write_inner(p: &GenParams, w: &mut impl Write, mut names: Option<&mut Vec<String>>) -> std::io::Result<GenStats> {
+fn write_inner(
+    p: &GenParams,
+    w: &mut impl Write,
+    mut names: Option<&mut Vec<String>>,
+) -> std::io::Result<GenStats> {
     let o = p.origin.trim_end_matches('.');
     let mut rng = Rng(p.seed ^ 0x6265_6C66_7279);
     let mut st = GenStats::default();
-    writeln!(w, "; synthetic {o}. zone from `belfry generate`: seed {} delegations {}", p.seed, p.delegations)?;
+    writeln!(
+        w,
+        "; synthetic {o}. zone from `belfry generate`: seed {} delegations {}",
+        p.seed, p.delegations
+    )?;
     writeln!(w, "$ORIGIN {o}.\n$TTL 3600")?;
-    writeln!(w, "{o}. 3600 IN SOA a.nsset.{o}. tech.dns.{o}. 2026112401 3600 1800 3600000 600")?;
+    writeln!(
+        w,
+        "{o}. 3600 IN SOA a.nsset.{o}. tech.dns.{o}. 2026112401 3600 1800 3600000 600"
+    )?;
     for (i, s) in ["a", "b", "c", "d"].iter().enumerate() {
         writeln!(w, "{o}. 86400 IN NS {s}.nsset.{o}.")?;
         writeln!(w, "{s}.nsset.{o}. 86400 IN A 198.18.255.{}", i + 1)?;
@@ -145,10 +230,21 @@ fn write_inner(p: &GenParams, w: &mut impl Write, mut names: Option<&mut Vec<Str
             }
             for k in 1..=nns {
                 let a = rng.next();
-                writeln!(w, "ns{k}.{d} 3600 IN A 198.{}.{}.{}", 18 + (a & 1), (a >> 8) & 255, 1 + (a >> 16) % 254)?;
+                writeln!(
+                    w,
+                    "ns{k}.{d} 3600 IN A 198.{}.{}.{}",
+                    18 + (a & 1),
+                    (a >> 8) & 255,
+                    1 + (a >> 16) % 254
+                )?;
                 st.records += 2;
                 if v6 {
-                    writeln!(w, "ns{k}.{d} 3600 IN AAAA 2001:db8:{:x}::{:x}", (a >> 24) & 0xffff, 1 + (a >> 40) % 0xfffe)?;
+                    writeln!(
+                        w,
+                        "ns{k}.{d} 3600 IN AAAA 2001:db8:{:x}::{:x}",
+                        (a >> 24) & 0xffff,
+                        1 + (a >> 40) % 0xfffe
+                    )?;
                     st.records += 1;
                 }
             }

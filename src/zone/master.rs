@@ -101,7 +101,10 @@ pub fn rtype_from_str(s: &str) -> Option<u16> {
             return Some(c);
         }
     }
-    let rest = s.get(..4).filter(|p| p.eq_ignore_ascii_case("TYPE")).and(s.get(4..))?;
+    let rest = s
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("TYPE"))
+        .and(s.get(4..))?;
     if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -153,10 +156,16 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
             b'.' => {
                 let len = out.len() - label_at - 1;
                 if len == 0 {
-                    return Err(format!("empty label in name '{}'", String::from_utf8_lossy(tok)));
+                    return Err(format!(
+                        "empty label in name '{}'",
+                        String::from_utf8_lossy(tok)
+                    ));
                 }
                 if len > 63 {
-                    return Err(format!("label longer than 63 bytes in name '{}'", String::from_utf8_lossy(tok)));
+                    return Err(format!(
+                        "label longer than 63 bytes in name '{}'",
+                        String::from_utf8_lossy(tok)
+                    ));
                 }
                 out[label_at] = len as u8;
                 if i + 1 == tok.len() {
@@ -182,16 +191,25 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
     } else {
         let len = out.len() - label_at - 1;
         if len == 0 {
-            return Err(format!("empty label in name '{}'", String::from_utf8_lossy(tok)));
+            return Err(format!(
+                "empty label in name '{}'",
+                String::from_utf8_lossy(tok)
+            ));
         }
         if len > 63 {
-            return Err(format!("label longer than 63 bytes in name '{}'", String::from_utf8_lossy(tok)));
+            return Err(format!(
+                "label longer than 63 bytes in name '{}'",
+                String::from_utf8_lossy(tok)
+            ));
         }
         out[label_at] = len as u8;
         out.extend_from_slice(origin);
     }
     if out.len() - start > 255 {
-        return Err(format!("name '{}' is longer than 255 bytes", String::from_utf8_lossy(tok)));
+        return Err(format!(
+            "name '{}' is longer than 255 bytes",
+            String::from_utf8_lossy(tok)
+        ));
     }
     Ok(())
 }
@@ -312,15 +330,30 @@ where
 }
 
 /// Parse master-file text held in memory (`name` is used in errors).
-pub fn parse_str<F>(name: &Path, text: &str, origin: &[u8], mut sink: F) -> Result<ParseStats, ParseError>
+pub fn parse_str<F>(
+    name: &Path,
+    text: &str,
+    origin: &[u8],
+    mut sink: F,
+) -> Result<ParseStats, ParseError>
 where
     F: FnMut(&RawRecord<'_>) -> Result<(), String>,
 {
     let bytes: Vec<u8> = text.as_bytes().to_vec();
-    run(name, Box::new(std::io::Cursor::new(bytes)), origin, &mut sink)
+    run(
+        name,
+        Box::new(std::io::Cursor::new(bytes)),
+        origin,
+        &mut sink,
+    )
 }
 
-fn run<F>(path: &Path, reader: Box<dyn std::io::Read>, origin: &[u8], sink: &mut F) -> Result<ParseStats, ParseError>
+fn run<F>(
+    path: &Path,
+    reader: Box<dyn std::io::Read>,
+    origin: &[u8],
+    sink: &mut F,
+) -> Result<ParseStats, ParseError>
 where
     F: FnMut(&RawRecord<'_>) -> Result<(), String>,
 {
@@ -354,7 +387,11 @@ where
     F: FnMut(&RawRecord<'_>) -> Result<(), String>,
 {
     fn err(&self, line: usize, message: impl Into<String>) -> ParseError {
-        let file = self.stack.last().map(|f| f.path.clone()).unwrap_or_default();
+        let file = self
+            .stack
+            .last()
+            .map(|f| f.path.clone())
+            .unwrap_or_default();
         ParseError {
             file,
             line,
@@ -368,11 +405,14 @@ where
         let Some(fr) = self.stack.last_mut() else {
             return Ok(false);
         };
-        let n = fr.reader.read_until(b'\n', &mut self.line_buf).map_err(|e| ParseError {
-            file: fr.path.clone(),
-            line: fr.line + 1,
-            message: format!("read error: {e}"),
-        })?;
+        let n = fr
+            .reader
+            .read_until(b'\n', &mut self.line_buf)
+            .map_err(|e| ParseError {
+                file: fr.path.clone(),
+                line: fr.line + 1,
+                message: format!("read error: {e}"),
+            })?;
         if n == 0 {
             return Ok(false);
         }
@@ -494,7 +534,11 @@ where
 
     fn directive(&mut self, line: usize) -> Result<(), ParseError> {
         let name = String::from_utf8_lossy(self.tok(0)).to_ascii_uppercase();
-        let origin = self.stack.last().map(|f| f.origin.clone()).unwrap_or_default();
+        let origin = self
+            .stack
+            .last()
+            .map(|f| f.origin.clone())
+            .unwrap_or_default();
         match name.as_str() {
             "$ORIGIN" => {
                 if self.toks.len() != 2 {
@@ -514,7 +558,9 @@ where
                 let t = self.tok(1).to_vec();
                 let v = parse_ttl(&t)
                     .filter(|&v| v <= i32::MAX as u32)
-                    .ok_or_else(|| self.err(line, format!("bad TTL '{}'", String::from_utf8_lossy(&t))))?;
+                    .ok_or_else(|| {
+                        self.err(line, format!("bad TTL '{}'", String::from_utf8_lossy(&t)))
+                    })?;
                 self.ttl_default = Some(v);
             }
             "$INCLUDE" => {
@@ -522,7 +568,9 @@ where
                     return Err(self.err(line, "$INCLUDE takes a file name and an optional origin"));
                 }
                 if self.stack.len() >= 16 {
-                    return Err(self.err(line, "$INCLUDE nested more than 16 deep (an include loop?)"));
+                    return Err(
+                        self.err(line, "$INCLUDE nested more than 16 deep (an include loop?)")
+                    );
                 }
                 let file = String::from_utf8_lossy(self.tok(1)).into_owned();
                 let base = self
@@ -536,7 +584,10 @@ where
                     base.join(&file)
                 };
                 if self.stack.iter().any(|f| f.path == path) {
-                    return Err(self.err(line, format!("$INCLUDE loop: {} is already being read", path.display())));
+                    return Err(self.err(
+                        line,
+                        format!("$INCLUDE loop: {} is already being read", path.display()),
+                    ));
                 }
                 let new_origin = if self.toks.len() == 3 {
                     let mut o = Vec::new();
@@ -575,7 +626,8 @@ where
                 let owner_tok = owner_tok.to_vec();
                 let origin = origin.clone();
                 self.scratch.clear();
-                parse_name(&owner_tok, &origin, &mut self.scratch).map_err(|m| self.err(line, m))?;
+                parse_name(&owner_tok, &origin, &mut self.scratch)
+                    .map_err(|m| self.err(line, m))?;
                 std::mem::swap(&mut self.prev_owner, &mut self.scratch);
                 self.prev_owner_text = owner_tok;
                 self.prev_owner_origin = origin;
@@ -590,7 +642,9 @@ where
         while i < self.toks.len() {
             let t = self.tok(i);
             if ttl.is_none() && t.first().is_some_and(|b| b.is_ascii_digit()) {
-                let v = parse_ttl(t).ok_or_else(|| self.err(line, format!("bad TTL '{}'", String::from_utf8_lossy(t))))?;
+                let v = parse_ttl(t).ok_or_else(|| {
+                    self.err(line, format!("bad TTL '{}'", String::from_utf8_lossy(t)))
+                })?;
                 if v > i32::MAX as u32 {
                     return Err(self.err(line, format!("TTL {v} is larger than 2147483647")));
                 }
@@ -598,7 +652,10 @@ where
                 i += 1;
             } else if class.is_none()
                 && class_from(t).is_some()
-                && std::str::from_utf8(t).ok().and_then(rtype_from_str).is_none()
+                && std::str::from_utf8(t)
+                    .ok()
+                    .and_then(rtype_from_str)
+                    .is_none()
             {
                 class = class_from(t);
                 i += 1;
@@ -652,7 +709,13 @@ where
         Ok(())
     }
 
-    fn rdata_wire(&self, rtype: u16, first: usize, origin: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn rdata_wire(
+        &self,
+        rtype: u16,
+        first: usize,
+        origin: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let n = self.toks.len() - first;
         let t = |k: usize| -> Result<&[u8], String> {
             if k < n {
@@ -661,7 +724,9 @@ where
                 Err("missing fields".into())
             }
         };
-        let s = |k: usize| -> Result<String, String> { Ok(String::from_utf8_lossy(t(k)?).into_owned()) };
+        let s = |k: usize| -> Result<String, String> {
+            Ok(String::from_utf8_lossy(t(k)?).into_owned())
+        };
         let exact = |want: usize| -> Result<(), String> {
             match n.cmp(&want) {
                 std::cmp::Ordering::Less => Err("missing fields".into()),
@@ -687,7 +752,10 @@ where
             }
             let bytes = hex_decode(&hex).ok_or_else(|| format!("bad hex '{hex}'"))?;
             if bytes.len() != len {
-                return Err(format!("\\# length {len} does not match {} bytes of data", bytes.len()));
+                return Err(format!(
+                    "\\# length {len} does not match {} bytes of data",
+                    bytes.len()
+                ));
             }
             out.extend_from_slice(&bytes);
             return Ok(());
@@ -695,12 +763,16 @@ where
         match rtype {
             1 => {
                 exact(1)?;
-                let a: Ipv4Addr = s(0)?.parse().map_err(|_| format!("bad IPv4 address '{}'", s(0).unwrap_or_default()))?;
+                let a: Ipv4Addr = s(0)?
+                    .parse()
+                    .map_err(|_| format!("bad IPv4 address '{}'", s(0).unwrap_or_default()))?;
                 out.extend_from_slice(&a.octets());
             }
             28 => {
                 exact(1)?;
-                let a: Ipv6Addr = s(0)?.parse().map_err(|_| format!("bad IPv6 address '{}'", s(0).unwrap_or_default()))?;
+                let a: Ipv6Addr = s(0)?
+                    .parse()
+                    .map_err(|_| format!("bad IPv6 address '{}'", s(0).unwrap_or_default()))?;
                 out.extend_from_slice(&a.octets());
             }
             2 | 5 | 12 | 39 => {
@@ -714,7 +786,8 @@ where
                 let serial = num(2, u32::MAX as u64)? as u32;
                 out.extend_from_slice(&serial.to_be_bytes());
                 for k in 3..7 {
-                    let v = parse_ttl(t(k)?).ok_or_else(|| format!("bad time value '{}'", s(k).unwrap_or_default()))?;
+                    let v = parse_ttl(t(k)?)
+                        .ok_or_else(|| format!("bad time value '{}'", s(k).unwrap_or_default()))?;
                     out.extend_from_slice(&v.to_be_bytes());
                 }
             }
@@ -747,7 +820,10 @@ where
                 exact(3)?;
                 out.push(num(0, 255)? as u8);
                 let tag = t(1)?;
-                if tag.is_empty() || tag.len() > 255 || !tag.iter().all(|b| b.is_ascii_alphanumeric()) {
+                if tag.is_empty()
+                    || tag.len() > 255
+                    || !tag.iter().all(|b| b.is_ascii_alphanumeric())
+                {
                     return Err(format!("bad CAA tag '{}'", s(1)?));
                 }
                 out.push(tag.len() as u8);
@@ -767,7 +843,9 @@ where
                 for k in 3..n {
                     hex.push_str(&s(k)?);
                 }
-                out.extend_from_slice(&hex_decode(&hex).ok_or_else(|| format!("bad digest hex '{hex}'"))?);
+                out.extend_from_slice(
+                    &hex_decode(&hex).ok_or_else(|| format!("bad digest hex '{hex}'"))?,
+                );
             }
             48 | 60 => {
                 if n < 4 {
@@ -870,7 +948,9 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     };
-    b.chunks(2).map(|p| Some(v(p[0])? << 4 | v(p[1])?)).collect()
+    b.chunks(2)
+        .map(|p| Some(v(p[0])? << 4 | v(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -882,7 +962,14 @@ mod tests {
     fn parse(text: &str) -> Result<Vec<Rec>, ParseError> {
         let mut v = Vec::new();
         parse_str(Path::new("t.zone"), text, b"\x02be\x00", |r| {
-            v.push((name_to_text(r.owner), r.ttl, r.class, r.rtype, r.rdata.to_vec(), r.line));
+            v.push((
+                name_to_text(r.owner),
+                r.ttl,
+                r.class,
+                r.rtype,
+                r.rdata.to_vec(),
+                r.line,
+            ));
             Ok(())
         })?;
         Ok(v)
@@ -950,7 +1037,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("inc.zone"), "a NS ns.example.\nb A 1.2.3\n").unwrap();
         std::fs::write(dir.join("ok.zone"), "a NS ns.example.\n").unwrap();
-        std::fs::write(dir.join("main.zone"), "$TTL 60\n$INCLUDE ok.zone sub.be.\nz NS ns.example.\n$INCLUDE inc.zone\n").unwrap();
+        std::fs::write(
+            dir.join("main.zone"),
+            "$TTL 60\n$INCLUDE ok.zone sub.be.\nz NS ns.example.\n$INCLUDE inc.zone\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("loop.zone"), "$INCLUDE loop.zone\n").unwrap();
         let mut got = Vec::new();
         let e = parse_file(&dir.join("main.zone"), b"\x02be\x00", |r| {
