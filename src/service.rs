@@ -137,9 +137,16 @@ impl Service {
         let mut first = presign;
         while !self.stopping() {
             dnssec::tick();
+            let period = self
+                .current
+                .load()
+                .dnssec
+                .as_ref()
+                .map(|d| Duration::from_secs((d.signer.policy().refresh / 4).clamp(1, 60) as u64))
+                .unwrap_or(Duration::from_secs(60));
             let due = match last_sweep {
                 None => first,
-                Some(t) => t.elapsed() > Duration::from_secs(60),
+                Some(t) => t.elapsed() > period,
             };
             if due || last_sweep.is_none() {
                 let snap = self.current.load_full();

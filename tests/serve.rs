@@ -22,14 +22,26 @@ fn referral_with_glue_and_ds() {
     let s = unsigned("referral");
     let out = s.dig("www.glued.be A");
     assert_eq!(status(&out), "NOERROR", "{out}");
-    assert!(!flags(&out).contains(&"aa".to_string()), "referrals are not authoritative: {out}");
+    assert!(
+        !flags(&out).contains(&"aa".to_string()),
+        "referrals are not authoritative: {out}"
+    );
     let auth = section(&out, "AUTHORITY");
     assert_eq!(auth.iter().filter(|r| r.1 == "NS").count(), 2, "{out}");
     assert_eq!(auth.iter().filter(|r| r.1 == "DS").count(), 1, "{out}");
     let add = section(&out, "ADDITIONAL");
-    assert!(add.iter().any(|r| r.0 == "ns1.glued.be." && r.1 == "A"), "{out}");
-    assert!(add.iter().any(|r| r.0 == "ns1.glued.be." && r.1 == "AAAA"), "{out}");
-    assert!(add.iter().any(|r| r.0 == "ns2.glued.be." && r.1 == "A"), "{out}");
+    assert!(
+        add.iter().any(|r| r.0 == "ns1.glued.be." && r.1 == "A"),
+        "{out}"
+    );
+    assert!(
+        add.iter().any(|r| r.0 == "ns1.glued.be." && r.1 == "AAAA"),
+        "{out}"
+    );
+    assert!(
+        add.iter().any(|r| r.0 == "ns2.glued.be." && r.1 == "A"),
+        "{out}"
+    );
     assert!(section(&out, "ANSWER").is_empty());
     // The same through the Rust client.
     let m = s.udp("www.glued.be.", Rtype::A, false);
@@ -63,20 +75,31 @@ fn nxdomain_nodata_ent_refused() {
     assert_eq!(status(&out), "NXDOMAIN", "{out}");
     let auth = section(&out, "AUTHORITY");
     assert_eq!(auth[0].1, "SOA");
-    assert!(out.contains("be.\t\t\t600\tIN\tSOA") || out.contains("600\tIN\tSOA"), "negative TTL is the SOA minimum: {out}");
+    assert!(
+        out.contains("be.\t\t\t600\tIN\tSOA") || out.contains("600\tIN\tSOA"),
+        "negative TTL is the SOA minimum: {out}"
+    );
     let out = s.dig("be MX");
     assert_eq!(status(&out), "NOERROR");
     assert!(section(&out, "ANSWER").is_empty());
     assert_eq!(section(&out, "AUTHORITY")[0].1, "SOA");
     let out = s.dig("gov.be A");
-    assert_eq!(status(&out), "NOERROR", "empty non-terminal is NODATA: {out}");
+    assert_eq!(
+        status(&out),
+        "NOERROR",
+        "empty non-terminal is NODATA: {out}"
+    );
     assert!(flags(&out).contains(&"aa".to_string()));
     let out = s.dig("x.gov.be A");
     assert_eq!(status(&out), "NXDOMAIN");
     let out = s.dig("example.com A");
     assert_eq!(status(&out), "REFUSED");
     let m = s.udp("fed.gov.be.", Rtype::NS, false);
-    assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 2, "referral below an ENT");
+    assert_eq!(
+        Message::of(&m.authority, Rtype::NS).len(),
+        2,
+        "referral below an ENT"
+    );
 }
 
 #[test]
@@ -96,7 +119,11 @@ fn formerr_notimp_badvers_and_garbage() {
     let mut q = build_query(79, &wire("be."), Rtype::SOA, None);
     q[2] |= 0x80;
     assert!(udp_raw(s.addr(), &q, Duration::from_millis(300)).is_none());
-    for junk in [&b"\x00"[..], b"\xff\xff\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0", &[0u8; 600]] {
+    for junk in [
+        &b"\x00"[..],
+        b"\xff\xff\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0",
+        &[0u8; 600],
+    ] {
         let _ = udp_raw(s.addr(), junk, Duration::from_millis(200));
     }
     assert_eq!(s.udp("be.", Rtype::SOA, false).rcode, 0);
@@ -118,7 +145,15 @@ fn truncation_then_tcp_and_pipelining() {
     let out = s.kdig("+tcp be SOA");
     assert!(out.contains("NOERROR"), "{out}");
     // 50 queries in one write, 50 answers in order.
-    let names: Vec<String> = (0..50).map(|i| if i % 2 == 0 { format!("n{i}.be.") } else { "secure.be.".into() }).collect();
+    let names: Vec<String> = (0..50)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("n{i}.be.")
+            } else {
+                "secure.be.".into()
+            }
+        })
+        .collect();
     let qs: Vec<Vec<u8>> = names
         .iter()
         .enumerate()
@@ -137,7 +172,10 @@ fn query_name_case_is_preserved() {
     let s = unsigned("case");
     let out = s.dig("wWw.SeCuRe.bE A");
     assert!(out.contains(";wWw.SeCuRe.bE."), "{out}");
-    assert!(out.contains("SeCuRe.bE.\t"), "owner compressed to the query's spelling: {out}");
+    assert!(
+        out.contains("SeCuRe.bE.\t"),
+        "owner compressed to the query's spelling: {out}"
+    );
 }
 
 #[test]
@@ -167,7 +205,10 @@ fn check_reports_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.zone:6:") && err.contains("delegation point"), "{err}");
+    assert!(
+        err.contains("bad.zone:6:") && err.contains("delegation point"),
+        "{err}"
+    );
     let ok = std::process::Command::new(bin())
         .args(["check", "--origin", "be.", "--zone"])
         .arg(root().join("zones/be.zone"))
@@ -175,10 +216,21 @@ fn check_reports_file_and_line() {
         .unwrap();
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{text}");
-    assert!(text.contains("delegations:") && text.contains("secure delegations:"), "{text}");
+    assert!(
+        text.contains("delegations:") && text.contains("secure delegations:"),
+        "{text}"
+    );
     let c = d.0.join("c.toml");
-    std::fs::write(&c, "[zone]\norigin = \"be.\"\nfile = \"x.zone\"\n[server]\nworkers = \"two\"\n").unwrap();
-    let out = std::process::Command::new(bin()).args(["check", "--config"]).arg(&c).output().unwrap();
+    std::fs::write(
+        &c,
+        "[zone]\norigin = \"be.\"\nfile = \"x.zone\"\n[server]\nworkers = \"two\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&c)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("c.toml:5:"), "{err}");
 }
@@ -204,6 +256,9 @@ fn ipv6_listener() {
     s.kill9();
     std::fs::write(&s.config, text).unwrap();
     s.spawn();
-    let out = run("dig", &format!("@::1 -p {port} +norec +time=2 +tries=1 be SOA"));
+    let out = run(
+        "dig",
+        &format!("@::1 -p {port} +norec +time=2 +tries=1 be SOA"),
+    );
     assert_eq!(status(&out), "NOERROR", "{out}");
 }

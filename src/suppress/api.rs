@@ -347,6 +347,9 @@ impl Runtime {
                             Ok(None) => {}
                             Err(m) => crate::log(&m),
                         }
+                        if let Err(e) = r.refresh_signatures(&s, &l) {
+                            crate::log(&format!("re-signing spliced NSEC3 records failed: {e}"));
+                        }
                         match r.expire(&s, &l) {
                             Ok(Some(o)) => crate::log(&format!("suppressions expired: {:?} (serial {})", o.removed, o.serial)),
                             Ok(None) => {}

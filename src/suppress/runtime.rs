@@ -496,6 +496,43 @@ impl Runtime {
             .map(Some)
     }
 
+    /// Re-sign spliced NSEC3 records whose signatures are due, keeping list and serial.
+    pub fn refresh_signatures(&self, svc: &Service, loaded: &Loaded) -> Result<usize, String> {
+        let Some(signer) = &loaded.signer else {
+            return Ok(0);
+        };
+        let _w = svc.writer();
+        let mut st = self.lock();
+        let due = crate::dnssec::now().saturating_add(signer.policy().refresh);
+        let stale: Vec<u32> = st
+            .splice
+            .patched
+            .iter()
+            .filter(|(_, p)| p.sigs.expiration <= due)
+            .map(|(&i, _)| i)
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let mut splice = st.splice.clone();
+        for &i in &stale {
+            let next = splice.live_after(&signer.chain, i);
+            let p = signer.patch(i, next).map_err(|e| e.to_string())?;
+            splice.patched.insert(i, Arc::new(p));
+        }
+        let set = self.set_for(&loaded.zone, &st.list.entries, list::now_secs());
+        let snap = service::make_snapshot(
+            loaded.zone.clone(),
+            loaded.signer.clone(),
+            set,
+            splice.clone(),
+            st.serial,
+        )?;
+        svc.swap(snap);
+        st.splice = splice;
+        Ok(stale.len())
+    }
+
     /// Pick up a hand edit of the list file, if there is one. Errors leave the list in force.
     pub fn check_file(&self, svc: &Service, loaded: &Loaded) -> Result<Option<Outcome>, String> {
         let Some(path) = &self.list_path else {

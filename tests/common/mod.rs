@@ -109,7 +109,10 @@ impl Server {
     pub fn start(tag: &str, opts: Opts) -> Server {
         let dir = TempDir::new(tag);
         let d = &dir.0;
-        let zone_src = opts.zone.clone().unwrap_or_else(|| root().join("zones/be.zone"));
+        let zone_src = opts
+            .zone
+            .clone()
+            .unwrap_or_else(|| root().join("zones/be.zone"));
         std::fs::copy(&zone_src, d.join("be.zone")).unwrap();
         if opts.signed {
             for role in ["ksk", "zsk"] {
@@ -149,7 +152,11 @@ impl Server {
 
     /// Start (again) the process for this server's directory and wait until it answers.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -188,7 +195,9 @@ impl Server {
 
     /// Send SIGTERM and wait; returns whether it exited by itself in time.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return true };
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
         unsafe {
             libc::kill(c.id() as i32, libc::SIGTERM);
         }
@@ -205,7 +214,12 @@ impl Server {
     }
 
     fn try_udp(&self, name: &str, t: Rtype, edns: Option<(u16, bool)>) -> Option<Message> {
-        let q = build_query(0x4242, &belfry::name::from_text(name, &[0]).unwrap(), t, edns);
+        let q = build_query(
+            0x4242,
+            &belfry::name::from_text(name, &[0]).unwrap(),
+            t,
+            edns,
+        );
         let raw = udp_raw(self.addr(), &q, Duration::from_millis(300))?;
         decode(&raw)
     }
@@ -218,12 +232,18 @@ impl Server {
 
     /// Run dig against this server.
     pub fn dig(&self, args: &str) -> String {
-        run("dig", &format!("@127.0.0.1 -p {} +norec +time=2 +tries=1 {args}", self.port))
+        run(
+            "dig",
+            &format!("@127.0.0.1 -p {} +norec +time=2 +tries=1 {args}", self.port),
+        )
     }
 
     /// Run kdig against this server.
     pub fn kdig(&self, args: &str) -> String {
-        run("kdig", &format!("@127.0.0.1 -p {} +norec +time=2 +retry=0 {args}", self.port))
+        run(
+            "kdig",
+            &format!("@127.0.0.1 -p {} +norec +time=2 +retry=0 {args}", self.port),
+        )
     }
 
     /// The trust anchor file for delv (the KSK as a static key).
@@ -235,8 +255,12 @@ impl Server {
                 let text = std::fs::read_to_string(&p).unwrap();
                 for l in text.lines().filter(|l| !l.starts_with(';')) {
                     let t: Vec<&str> = l.split_whitespace().collect();
-                    if t.len() >= 7 && t[4] == "257" {
-                        keys.push_str(&format!("  be. static-key 257 3 {} \"{}\";\n", t[6], t[7..].join("")));
+                    if t.len() >= 7 && t[2] == "DNSKEY" && t[3] == "257" {
+                        keys.push_str(&format!(
+                            "  be. static-key 257 3 {} \"{}\";\n",
+                            t[5],
+                            t[6..].join("")
+                        ));
                     }
                 }
             }
@@ -251,16 +275,28 @@ impl Server {
         let a = self.anchor_file();
         run(
             "delv",
-            &format!("@127.0.0.1 -p {} -a {} +root=be. {args}", self.port, a.display()),
+            &format!(
+                "@127.0.0.1 -p {} -a {} +root=be. {args}",
+                self.port,
+                a.display()
+            ),
         )
     }
 
     /// Call the admin API; returns (status, body).
-    pub fn api(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, String) {
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let body = body.unwrap_or("");
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -270,7 +306,10 @@ impl Server {
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
         let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let b = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        let b = resp
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
         (status, b)
     }
 
@@ -355,7 +394,14 @@ pub fn flags(dig_out: &str) -> Vec<String> {
     dig_out
         .lines()
         .find_map(|l| l.strip_prefix(";; flags: "))
-        .map(|f| f.split(';').next().unwrap_or("").split_whitespace().map(String::from).collect())
+        .map(|f| {
+            f.split(';')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
