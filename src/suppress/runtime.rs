@@ -59,6 +59,8 @@ struct State {
     list: ListFile,
     serial: u32,
     splice: Splice,
+    /// Entries (by wire name) whose suppression is in the served snapshot.
+    in_force: HashMap<Vec<u8>, Entry>,
     /// Text of the file as last read or written by us (to tell our writes from edits).
     last_text: Option<String>,
 }
@@ -202,6 +204,7 @@ impl Runtime {
                 list,
                 serial,
                 splice: Splice::default(),
+                in_force: HashMap::new(),
                 last_text,
             }),
         })
@@ -261,6 +264,17 @@ impl Runtime {
             }
         }
         st.splice = splice.clone();
+        st.in_force = st
+            .list
+            .entries
+            .iter()
+            .filter(|e| is_active(e, now))
+            .filter_map(|e| {
+                check_domain(&loaded.zone, &e.domain)
+                    .ok()
+                    .map(|w| (w, e.clone()))
+            })
+            .collect();
         Ok((set, splice, st.serial))
     }
 
@@ -277,6 +291,19 @@ impl Runtime {
         removal_reason: Option<&str>,
     ) -> Result<Outcome, ChangeError> {
         let _w = svc.writer();
+        self.apply_locked(svc, loaded, desired, actor, action, removal_reason)
+    }
+
+    /// [`Runtime::apply`] for a caller that holds the service's writer lock.
+    fn apply_locked(
+        &self,
+        svc: &Service,
+        loaded: &Loaded,
+        desired: Vec<Entry>,
+        actor: &str,
+        action: &str,
+        removal_reason: Option<&str>,
+    ) -> Result<Outcome, ChangeError> {
         let mut st = self.lock();
         let zone = &loaded.zone;
         let now = list::now_secs();
@@ -312,7 +339,7 @@ impl Runtime {
                 .filter_map(|e| check_domain(zone, &e.domain).ok().map(|w| (w, e.clone())))
                 .collect()
         };
-        let before = active(&st.list.entries);
+        let before = st.in_force.clone();
         let after = active(&desired);
         let mut added: Vec<(Vec<u8>, Entry)> = after
             .iter()
@@ -326,7 +353,7 @@ impl Runtime {
             .collect();
         added.sort_by(|a, b| a.0.cmp(&b.0));
         removed.sort_by(|a, b| a.0.cmp(&b.0));
-        let list_changed = desired != st.list.entries;
+        let list_changed = desired != st.list.entries || !added.is_empty() || !removed.is_empty();
         if !list_changed {
             return Ok(Outcome {
                 serial: st.serial,
@@ -394,6 +421,7 @@ impl Runtime {
         st.list = new_list;
         st.serial = serial;
         st.splice = splice;
+        st.in_force = after;
         if text.is_some() {
             st.last_text = text;
         }
@@ -450,7 +478,7 @@ impl Runtime {
             e.domain = text;
             desired.push(e);
         }
-        self.apply(svc, loaded, desired, actor, "add", None)
+        self.apply_locked(svc, loaded, desired, actor, "add", None)
     }
 
     /// Remove entries (all or nothing); `reason` is audited.
@@ -468,6 +496,7 @@ impl Runtime {
                 "a reason is required to lift a suppression",
             ));
         }
+        let _w = svc.writer();
         let mut desired = self.lock().list.entries.clone();
         for d in domains {
             let w = check_domain(&loaded.zone, d).map_err(|m| ChangeError::new(400, m))?;
@@ -481,18 +510,19 @@ impl Runtime {
                 ));
             }
         }
-        self.apply(svc, loaded, desired, actor, "remove", Some(reason))
+        self.apply_locked(svc, loaded, desired, actor, "remove", Some(reason))
     }
 
     /// Lift entries whose expiry has passed.
     pub fn expire(&self, svc: &Service, loaded: &Loaded) -> Result<Option<Outcome>, ChangeError> {
         let now = list::now_secs();
-        let entries = self.lock().list.entries.clone();
-        if entries.iter().all(|e| is_active(e, now)) {
+        if self.lock().list.entries.iter().all(|e| is_active(e, now)) {
             return Ok(None);
         }
+        let _w = svc.writer();
+        let entries = self.lock().list.entries.clone();
         let desired: Vec<Entry> = entries.into_iter().filter(|e| is_active(e, now)).collect();
-        self.apply(svc, loaded, desired, "belfry", "expire", Some("expired"))
+        self.apply_locked(svc, loaded, desired, "belfry", "expire", Some("expired"))
             .map(Some)
     }
 
@@ -538,6 +568,9 @@ impl Runtime {
         let Some(path) = &self.list_path else {
             return Ok(None);
         };
+        // Hold the writer lock from reading to applying, so an API change that
+        // persists in between is not mistaken for (and undone by) a hand edit.
+        let _w = svc.writer();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -549,7 +582,7 @@ impl Runtime {
         let parsed = list::parse(path, &text);
         let result = match parsed {
             Ok(l) => self
-                .apply(svc, loaded, l.entries, "file-edit", "edit", None)
+                .apply_locked(svc, loaded, l.entries, "file-edit", "edit", None)
                 .map(Some)
                 .map_err(|e| format!("{}: edit rejected: {}", path.display(), e.message)),
             Err(m) => Err(format!("edit rejected: {m}")),
