@@ -126,13 +126,6 @@ impl Service {
     }
 
     fn maintenance(&self, presign: bool) {
-        // Signing in the background yields to query workers.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            // SAFETY: setpriority on our own thread id has no memory effects.
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-        }
         let mut last_sweep: Option<Instant> = None;
         let mut first = presign;
         while !self.stopping() {

@@ -296,6 +296,48 @@ impl Zone {
     }
 }
 
+/// Write the lowercase wire name of a canonical key into `out`; returns its length.
+pub fn key_to_wire_buf(key: &[u8], out: &mut [u8; 256]) -> usize {
+    // Label boundaries, root side first.
+    let mut ends = [0u16; 128];
+    let mut n = 0usize;
+    let mut i = 0usize;
+    while i < key.len() {
+        match key[i] {
+            0 => {
+                if n < 128 {
+                    ends[n] = i as u16;
+                    n += 1;
+                }
+            }
+            1 => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut pos = 0usize;
+    for l in (0..n).rev() {
+        let start = if l == 0 { 0 } else { ends[l - 1] as usize + 1 };
+        let end = ends[l] as usize;
+        let len_at = pos;
+        pos += 1;
+        let mut j = start;
+        while j < end && pos < 255 {
+            if key[j] == 1 && j + 1 < end {
+                out[pos] = key[j + 1] - 1;
+                j += 2;
+            } else {
+                out[pos] = key[j];
+                j += 1;
+            }
+            pos += 1;
+        }
+        out[len_at] = (pos - len_at - 1) as u8;
+    }
+    out[pos] = 0;
+    pos + 1
+}
+
 /// Turn a canonical key back into a lowercase wire name.
 pub fn key_to_wire(key: &[u8]) -> Vec<u8> {
     let mut labels: Vec<Vec<u8>> = Vec::new();
@@ -332,8 +374,13 @@ mod tests {
 
     #[test]
     fn key_round_trip() {
-        let w = name::from_text("a\\000b.Example.be.", &[0]).unwrap();
-        let k = name::key_of(&w);
-        assert_eq!(key_to_wire(&k), name::to_lowercase(&w));
+        for t in ["a\\000b.Example.be.", "be.", ".", "x\\001\\002.y.z."] {
+            let w = name::from_text(t, &[0]).unwrap();
+            let k = name::key_of(&w);
+            assert_eq!(key_to_wire(&k), name::to_lowercase(&w));
+            let mut buf = [0u8; 256];
+            let n = key_to_wire_buf(&k, &mut buf);
+            assert_eq!(&buf[..n], &name::to_lowercase(&w)[..], "{t}");
+        }
     }
 }

@@ -1,0 +1,304 @@
+//! The hot lookup-and-sign path, measured on a generated 1.8 M-delegation zone.
+//!
+//! `cargo bench --bench handler` (set `BELFRY_BENCH_DELEGATIONS` for a smaller zone).
+//! Groups: unsigned answers (referral, NXDOMAIN, apex), signed answers with cached
+//! signatures (secure referral with RRSIG(DS), NXDOMAIN with NSEC3 proofs, insecure
+//! referral with the opt-out proof, DNSKEY), a cold signature per algorithm next to
+//! raw `ring`, and applying suppressions to the 1.8 M zone.
+
+use belfry::config::Config;
+use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
+use belfry::dnssec::{chain::Splice, Policy, Signer};
+use belfry::handler::{handle, HandlerConfig, Snapshot};
+use belfry::service::{self, Loaded, Service};
+use belfry::suppress::list::{format_time, now_secs, Entry};
+use belfry::suppress::{EdeKind, Runtime, Suppressions};
+use belfry::wire::decode::build_query;
+use belfry::wire::Rtype;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use std::hint::black_box;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+struct Fixture {
+    dir: std::path::PathBuf,
+    loaded: Loaded,
+    names: Vec<String>,
+    secure: Vec<String>,
+    insecure: Vec<String>,
+}
+
+fn n(s: &str) -> Vec<u8> {
+    belfry::name::from_text(s, &[0]).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let count: usize = std::env::var("BELFRY_BENCH_DELEGATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_800_000);
+    let dir = std::env::temp_dir().join(format!("belfry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("be.zone");
+    let p = belfry::zone::generate::GenParams {
+        origin: "be".into(),
+        delegations: count,
+        seed: 1,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    belfry::zone::generate::write_zone(&p, &mut w).unwrap();
+    drop(w);
+    let names = belfry::zone::generate::domain_names(&p);
+    let t = std::time::Instant::now();
+    let zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
+    eprintln!(
+        "loaded {count} delegations in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
+    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
+    let signer = Signer::new(&zone, vec![k], Policy::default()).unwrap();
+    let mut secure = Vec::new();
+    let mut insecure = Vec::new();
+    for name in names.iter().take(20_000) {
+        let node = zone.find(&belfry::name::key_of(&n(name))).unwrap();
+        if zone.node(node).flags & belfry::zone::SECURE != 0 {
+            secure.push(name.clone());
+        } else {
+            insecure.push(name.clone());
+        }
+    }
+    Fixture {
+        dir,
+        loaded: Loaded {
+            zone: Arc::new(zone),
+            signer: Some(Arc::new(signer)),
+            load_secs: 0.0,
+            sign_prep_secs: 0.0,
+        },
+        names,
+        secure,
+        insecure,
+    }
+}
+
+fn snapshot(f: &Fixture, signed: bool) -> Snapshot {
+    let signer = if signed {
+        f.loaded.signer.clone()
+    } else {
+        None
+    };
+    let serial = f.loaded.zone.serial();
+    service::make_snapshot(
+        f.loaded.zone.clone(),
+        signer,
+        Suppressions::new(),
+        Splice::default(),
+        serial,
+    )
+    .unwrap()
+}
+
+/// Cycle through a list of prepared queries, answering each into a reused buffer.
+fn run(c: &mut Criterion, group: &str, id: &str, snap: &Snapshot, queries: &[Vec<u8>]) {
+    let cfg = HandlerConfig::default();
+    let mut out = Vec::with_capacity(4096);
+    let mut i = 0usize;
+    c.benchmark_group(group).bench_function(id, |b| {
+        b.iter(|| {
+            let q = &queries[i % queries.len()];
+            i += 1;
+            black_box(handle(snap, &cfg, black_box(q), false, &mut out));
+        })
+    });
+}
+
+fn queries(names: &[String], prefix: &str, t: Rtype, dnssec_ok: bool) -> Vec<Vec<u8>> {
+    names
+        .iter()
+        .take(4096)
+        .map(|d| build_query(1, &n(&format!("{prefix}{d}")), t, Some((1232, dnssec_ok))))
+        .collect()
+}
+
+fn random_nx(count: usize, dnssec_ok: bool) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            build_query(
+                1,
+                &n(&format!("nx{:x}{i}.be.", i.wrapping_mul(2654435761))),
+                Rtype::A,
+                Some((1232, dnssec_ok)),
+            )
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    let plain = snapshot(&f, false);
+    let signed = snapshot(&f, true);
+    // Sign everything first: the signed group measures cached signatures.
+    let stop = AtomicBool::new(false);
+    let t = std::time::Instant::now();
+    let made = f
+        .loaded
+        .signer
+        .as_ref()
+        .unwrap()
+        .refresh_all(&f.loaded.zone, &stop)
+        .unwrap();
+    eprintln!("signed {made} RRsets in {:.1} s", t.elapsed().as_secs_f64());
+
+    run(
+        c,
+        "unsigned",
+        "referral",
+        &plain,
+        &queries(&f.names, "www.", Rtype::A, false),
+    );
+    run(c, "unsigned", "nxdomain", &plain, &random_nx(4096, false));
+    run(
+        c,
+        "unsigned",
+        "apex_soa",
+        &plain,
+        &[build_query(1, &n("be."), Rtype::SOA, Some((1232, false)))],
+    );
+
+    run(
+        c,
+        "signed",
+        "referral_secure_cached_ds_rrsig",
+        &signed,
+        &queries(&f.secure, "www.", Rtype::A, true),
+    );
+    run(
+        c,
+        "signed",
+        "referral_insecure_optout_proof",
+        &signed,
+        &queries(&f.insecure, "www.", Rtype::A, true),
+    );
+    run(
+        c,
+        "signed",
+        "nxdomain_nsec3_proof",
+        &signed,
+        &random_nx(4096, true),
+    );
+    run(
+        c,
+        "signed",
+        "ds_answer",
+        &signed,
+        &queries(&f.secure, "", Rtype::DS, true),
+    );
+    run(
+        c,
+        "signed",
+        "dnskey",
+        &signed,
+        &[build_query(1, &n("be."), Rtype::DNSKEY, Some((1232, true)))],
+    );
+
+    // A cold signature (sign + verify, as the signer does) next to raw ring.
+    let data = vec![0x5au8; 120];
+    for alg in [
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::Ed25519,
+        Algorithm::RsaSha256,
+    ] {
+        let der = key::generate(alg).unwrap();
+        let k = SigningKey::from_pkcs8(alg, KeyRole::Zsk, &der).unwrap();
+        let mut g = c.benchmark_group(format!("cold_signature_{}", alg.name().to_lowercase()));
+        if alg == Algorithm::RsaSha256 {
+            g.sample_size(20);
+        }
+        g.bench_function("ring_sign_only", |b| {
+            b.iter(|| black_box(k.sign(black_box(&data)).unwrap()))
+        });
+        g.bench_function("belfry_sign_and_verify_rrset", |b| {
+            let fields = belfry::dnssec::rrsig::RrsigFields {
+                type_covered: 43,
+                algorithm: alg.number(),
+                labels: 2,
+                original_ttl: 3600,
+                expiration: 2_000_000_000,
+                inception: 1_700_000_000,
+                key_tag: k.key_tag(),
+                signer: b"\x02be\x00",
+            };
+            let mut scratch = Vec::new();
+            let rd: &[u8] = &data[..36];
+            b.iter(|| {
+                black_box(
+                    belfry::dnssec::rrsig::sign_rrset(
+                        &k,
+                        &fields,
+                        b"\x03foo\x02be\x00",
+                        1,
+                        &[rd],
+                        &mut scratch,
+                    )
+                    .unwrap(),
+                )
+            })
+        });
+        g.finish();
+    }
+
+    // Applying suppressions to the 1.8 M zone: one secure, one insecure, a 1,000-entry bulk change.
+    let cfg_text = format!(
+        "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = true\n[suppress]\nfile = \"{}\"\n",
+        f.dir.join("suppressions.toml").display()
+    );
+    let cfg = Config::parse(&f.dir.join("belfry.toml"), &cfg_text).unwrap();
+    let rt = Runtime::open(&cfg, &f.loaded.zone).unwrap();
+    let (set, splice, serial) = rt.effective(&f.loaded).unwrap();
+    let svc = Service::new(&f.loaded, HandlerConfig::default(), set, splice, serial).unwrap();
+    let entry = |d: &str| Entry {
+        domain: d.to_string(),
+        reason: "bench".into(),
+        case: "B-1".into(),
+        added_by: "bench".into(),
+        added_at: format_time(now_secs()),
+        expires: None,
+        ede: EdeKind::Blocked,
+    };
+    let mut g = c.benchmark_group("suppress_apply_1m8");
+    g.sample_size(20);
+    for (id, pool) in [
+        ("secure_add_remove", &f.secure),
+        ("insecure_add_remove", &f.insecure),
+    ] {
+        let mut i = 0usize;
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let d = &pool[i % pool.len()];
+                i += 1;
+                rt.add(&svc, &f.loaded, vec![entry(d)], "bench").unwrap();
+                rt.remove(&svc, &f.loaded, std::slice::from_ref(d), "bench", "bench")
+                    .unwrap();
+            })
+        });
+    }
+    g.sample_size(10);
+    g.bench_function("bulk_1000_add_then_remove", |b| {
+        let domains: Vec<String> = f.names[100_000..101_000].to_vec();
+        b.iter_batched(
+            || domains.iter().map(|d| entry(d)).collect::<Vec<_>>(),
+            |entries| {
+                rt.add(&svc, &f.loaded, entries, "bench").unwrap();
+                rt.remove(&svc, &f.loaded, &domains, "bench", "bench")
+                    .unwrap();
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&f.dir);
+}
+
+criterion_group!(name = handler; config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1)); targets = benches);
+criterion_main!(handler);
