@@ -42,6 +42,9 @@ pub struct Chain {
     /// Parameters used to hash.
     pub params: Nsec3Params,
     hashes: Vec<[u8; 20]>,
+    /// `index[p]` = first entry whose hash starts with a 16-bit prefix >= p (65,537 entries):
+    /// a search touches one small slice of `hashes` instead of the whole array.
+    index: Vec<u32>,
     /// Zone node of each entry.
     nodes: Vec<u32>,
     bitmap_off: Vec<u32>,
@@ -174,12 +177,21 @@ impl Chain {
             type_bitmap(&node_types(zone, *node), &mut bitmaps);
         }
         bitmap_off.push(bitmaps.len() as u32);
+        let mut index = Vec::with_capacity(65537);
+        let mut j = 0usize;
+        for p in 0..=65536usize {
+            while j < hashes.len() && ((hashes[j][0] as usize) << 8 | hashes[j][1] as usize) < p {
+                j += 1;
+            }
+            index.push(j as u32);
+        }
         let mut wc = vec![1u8, b'*'];
         wc.extend_from_slice(zone.origin());
         let apex_wildcard_hash = nsec3_hash(&wc, &params.salt, params.iterations);
         Ok(Chain {
             params,
             hashes,
+            index,
             nodes,
             bitmap_off,
             bitmaps,
@@ -214,14 +226,23 @@ impl Chain {
             [self.bitmap_off[i as usize] as usize..self.bitmap_off[i as usize + 1] as usize]
     }
 
+    /// The slice of entries sharing the first 16 bits of `h`, and where it starts.
+    fn bucket(&self, h: &[u8; 20]) -> (usize, &[[u8; 20]]) {
+        let p = (h[0] as usize) << 8 | h[1] as usize;
+        let (lo, hi) = (self.index[p] as usize, self.index[p + 1] as usize);
+        (lo, &self.hashes[lo..hi])
+    }
+
     /// Index of the entry with exactly this hash.
     pub fn find(&self, h: &[u8; 20]) -> Option<u32> {
-        self.hashes.binary_search(h).ok().map(|i| i as u32)
+        let (lo, b) = self.bucket(h);
+        b.binary_search(h).ok().map(|i| (lo + i) as u32)
     }
 
     /// Index of the entry whose interval (own hash, next hash) holds `h`, or that equals it.
     pub fn cover(&self, h: &[u8; 20]) -> u32 {
-        let p = self.hashes.partition_point(|x| x <= h);
+        let (lo, b) = self.bucket(h);
+        let p = lo + b.partition_point(|x| x <= h);
         if p == 0 {
             // Below the first hash: the last entry wraps around.
             (self.hashes.len() - 1) as u32
@@ -296,6 +317,32 @@ impl Splice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_and_cover_agree_with_a_plain_scan() {
+        let zone = crate::handler::tests::test_zone();
+        let chain = Chain::build(&zone, Nsec3Params::default()).unwrap();
+        assert!(chain.len() >= 4);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..2000 {
+            let mut h = [0u8; 20];
+            for b in h.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if i % 10 == 0 {
+                h = *chain.hash((i / 10) as u32 % chain.len() as u32);
+            }
+            let naive = (0..chain.len() as u32)
+                .rev()
+                .find(|&k| chain.hash(k) <= &h)
+                .unwrap_or(chain.len() as u32 - 1);
+            assert_eq!(chain.cover(&h), naive);
+            assert_eq!(chain.find(&h), (0..chain.len() as u32).find(|&k| chain.hash(k) == &h));
+        }
+    }
 
     #[test]
     fn bitmap_matches_rfc4034_example() {

@@ -95,8 +95,13 @@ pub fn answer_in_zone(
 ) -> Rcode {
     let zone = &*snap.zone;
     if let Some(labels) = suppressed {
-        // A suppressed domain does not exist: its parent is the closest encloser.
-        return nxdomain(w, snap, ctx, zone.apex(), labels - 1);
+        // A suppressed domain does not exist: the closest encloser is its nearest
+        // existing ancestor (its parent, unless that does not exist either).
+        let mut ce = labels - 1;
+        while ce > zone.origin_labels() && zone.find(key.prefix(ce)).is_none() {
+            ce -= 1;
+        }
+        return nxdomain(w, snap, ctx, zone.apex(), ce);
     }
     match zone.lookup(key) {
         Lookup::Exact(node) => answer_node(w, snap, ctx, node, Owner::At(12), key.labels()),

@@ -304,12 +304,11 @@ pub fn key_to_wire_buf(key: &[u8], out: &mut [u8; 256]) -> usize {
     let mut i = 0usize;
     while i < key.len() {
         match key[i] {
-            0 => {
-                if n < 128 {
-                    ends[n] = i as u16;
-                    n += 1;
-                }
+            0 if n < 128 => {
+                ends[n] = i as u16;
+                n += 1;
             }
+            0 => {}
             1 => i += 1,
             _ => {}
         }
