@@ -23,7 +23,10 @@ fn post(admin: SocketAddr, token: &str, path: &str, body: &str) -> u16 {
     .expect("write");
     let mut r = String::new();
     s.read_to_string(&mut r).expect("read");
-    r.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    r.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -34,7 +37,10 @@ fn main() {
     }
     let dns: SocketAddr = a[1].parse().expect("DNS address");
     let admin: SocketAddr = a[2].parse().expect("admin address");
-    let token = std::fs::read_to_string(&a[3]).expect("token file").trim().to_string();
+    let token = std::fs::read_to_string(&a[3])
+        .expect("token file")
+        .trim()
+        .to_string();
     let domains: Vec<String> = std::fs::read_to_string(&a[4])
         .expect("domains file")
         .lines()
@@ -43,13 +49,19 @@ fn main() {
         .collect();
     let cycles: usize = a[5].parse().expect("cycles");
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let mut buf = vec![0u8; 4096];
     let mut samples = Vec::with_capacity(cycles);
     for i in 0..cycles {
         let d = &domains[(i * 7919) % domains.len()];
         let add = format!("{{\"actor\":\"latency\",\"entries\":[{{\"domain\":\"{d}\",\"reason\":\"latency test\",\"case\":\"L-{i}\"}}]}}");
-        let q = build_query(i as u16, &belfry::name::from_text(d, &[0]).expect("name"), Rtype::A, Some((1232, true)));
+        let q = build_query(
+            i as u16,
+            &belfry::name::from_text(d, &[0]).expect("name"),
+            Rtype::A,
+            Some((1232, true)),
+        );
         let t0 = Instant::now();
         let st = post(admin, &token, "/v1/suppressions", &add);
         assert_eq!(st, 200, "add {d}");
@@ -63,7 +75,11 @@ fn main() {
         }
         samples.push(t0.elapsed().as_secs_f64() * 1000.0);
         let rm = format!("{{\"actor\":\"latency\",\"reason\":\"done\",\"domains\":[\"{d}\"]}}");
-        assert_eq!(post(admin, &token, "/v1/suppressions/remove", &rm), 200, "remove {d}");
+        assert_eq!(
+            post(admin, &token, "/v1/suppressions/remove", &rm),
+            200,
+            "remove {d}"
+        );
     }
     samples.sort_by(|x, y| x.total_cmp(y));
     let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];

@@ -340,7 +340,10 @@ mod tests {
                 .find(|&k| chain.hash(k) <= &h)
                 .unwrap_or(chain.len() as u32 - 1);
             assert_eq!(chain.cover(&h), naive);
-            assert_eq!(chain.find(&h), (0..chain.len() as u32).find(|&k| chain.hash(k) == &h));
+            assert_eq!(
+                chain.find(&h),
+                (0..chain.len() as u32).find(|&k| chain.hash(k) == &h)
+            );
         }
     }
 

@@ -617,8 +617,10 @@ impl ZoneBuilder {
         let mut recs = std::mem::take(&mut self.recs);
         recs.clear();
         recs.shrink_to_fit();
+        let rdata = compact(&self.rdata, &rrs, &mut rrsets);
+        drop(rrs);
+        self.rdata = Vec::new();
         rrsets.shrink_to_fit();
-        rrs.shrink_to_fit();
         glue.shrink_to_fit();
         self.keys.shrink_to_fit();
         self.nodes.shrink_to_fit();
@@ -630,8 +632,7 @@ impl ZoneBuilder {
             table: self.table,
             hasher: self.hasher,
             rrsets,
-            rrs,
-            rdata: self.rdata,
+            rdata,
             glue,
             apex,
             soa,
@@ -639,6 +640,48 @@ impl ZoneBuilder {
             warnings,
         })
     }
+}
+
+/// Lay the RDATA out RRset by RRset (each RRset's records adjacent, so an answer
+/// reads one run of memory) and store identical NS/A/AAAA RRsets once: in a TLD
+/// many delegations share their hosting provider's name-server set.
+fn compact(old: &[u8], rrs: &[u32], rrsets: &mut [RRset]) -> Vec<u8> {
+    let mut arena: Vec<u8> = Vec::with_capacity(old.len() / 2);
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    let mut seen: HashTable<(u32, u32)> = HashTable::new();
+    for set in rrsets.iter_mut() {
+        let start = arena.len();
+        for k in 0..set.count as usize {
+            let off = rrs[set.first_rr as usize + k] as usize;
+            let len = u16::from_be_bytes([old[off], old[off + 1]]) as usize;
+            arena.extend_from_slice(&old[off..off + 2 + len]);
+        }
+        let end = arena.len();
+        set.first_rr = start as u32;
+        if !matches!(set.rtype, Rtype::NS | Rtype::A | Rtype::AAAA) {
+            continue;
+        }
+        let h = hasher.hash_one((set.rtype.0, &arena[start..end]));
+        let found = seen
+            .find(h, |&(o, l)| {
+                arena[o as usize..(o + l) as usize] == arena[start..end]
+            })
+            .copied();
+        match found {
+            Some((o, _)) => {
+                arena.truncate(start);
+                set.first_rr = o;
+            }
+            None => {
+                let a = &arena;
+                seen.insert_unique(h, (start as u32, (end - start) as u32), |&(o, l)| {
+                    hasher.hash_one((set.rtype.0, &a[o as usize..(o + l) as usize]))
+                });
+            }
+        }
+    }
+    arena.shrink_to_fit();
+    arena
 }
 
 /// Records parsed but not yet indexed, packed in one buffer, all from one file.
@@ -749,7 +792,5 @@ pub fn load_file(path: &Path, origin: &[u8]) -> Result<Zone, LoadError> {
         }
         (Ok(Ok(_)), None) => {}
     }
-    let mut zone = b.finish()?;
-    zone.rdata.shrink_to_fit();
-    Ok(zone)
+    b.finish()
 }

@@ -52,6 +52,7 @@ pub struct RRset {
     pub count: u16,
     /// TTL shared by the records.
     pub ttl: u32,
+    /// Offset in the RDATA arena of the first record (`[len][rdata]` records follow each other).
     first_rr: u32,
 }
 
@@ -115,7 +116,6 @@ pub struct Zone {
     table: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
     rrsets: Vec<RRset>,
-    rrs: Vec<u32>,
     rdata: Vec<u8>,
     glue: Vec<Glue>,
     apex: u32,
@@ -218,14 +218,19 @@ impl Zone {
 
     /// The RDATA of record `i` of an RRset.
     pub fn rr(&self, set: &RRset, i: usize) -> &[u8] {
-        let off = self.rrs[set.first_rr as usize + i] as usize;
-        let len = u16::from_be_bytes([self.rdata[off], self.rdata[off + 1]]) as usize;
-        &self.rdata[off + 2..off + 2 + len]
+        self.rdatas(set).nth(i).unwrap_or(&[])
     }
 
-    /// Iterate over the RDATA of an RRset.
-    pub fn rdatas<'a>(&'a self, set: &'a RRset) -> impl Iterator<Item = &'a [u8]> + 'a {
-        (0..set.count as usize).map(move |i| self.rr(set, i))
+    /// Iterate over the RDATA of an RRset (adjacent `[len][rdata]` records in the arena).
+    pub fn rdatas(&self, set: &RRset) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut off = set.first_rr as usize;
+        let count = set.count as usize;
+        (0..count).map(move |_| {
+            let len = u16::from_be_bytes([self.rdata[off], self.rdata[off + 1]]) as usize;
+            let r = &self.rdata[off + 2..off + 2 + len];
+            off += 2 + len;
+            r
+        })
     }
 
     /// Glue to add to a referral to (or apex NS answer at) `node`.
@@ -290,7 +295,6 @@ impl Zone {
             + self.keys.capacity()
             + self.table.capacity() * 5
             + self.rrsets.capacity() * std::mem::size_of::<RRset>()
-            + self.rrs.capacity() * 4
             + self.rdata.capacity()
             + self.glue.capacity() * std::mem::size_of::<Glue>()
     }
