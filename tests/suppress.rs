@@ -395,3 +395,46 @@ fn no_bogus_answer_while_the_list_changes() {
     }
     assert!(answered.load(Ordering::Relaxed) > 50);
 }
+
+#[test]
+fn broken_list_at_start_is_an_error_with_file_and_line() {
+    let mut s = Server::start("startlist", Opts::default());
+    s.kill9();
+    std::fs::write(s.dir.0.join("suppressions.toml"), "serial = 1\n[[suppression]]\ndomain = \"x.be.\"\nreason = \"r\"\ncase = \"c\"\nadded_by = \"a\"\nadded_at = \"not a time\"\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("suppressions.toml:2:") && err.contains("added_at"),
+        "{err}"
+    );
+    std::fs::write(s.dir.0.join("suppressions.toml"), "[[suppression]]\ndomain = \"www.glued.be.\"\nreason = \"r\"\ncase = \"c\"\nadded_by = \"a\"\nadded_at = \"2026-01-01T00:00:00Z\"\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("suppressions.toml")
+            && err.contains("below the delegation"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deep_unregistered_name_gets_a_valid_denial() {
+    let s = Server::start("deep", Opts::default());
+    add(&s, &["shop.not-there.be."]);
+    for q in ["shop.not-there.be A", "www.shop.not-there.be A"] {
+        let out = s.dig(&format!("+dnssec {q}"));
+        assert_eq!(status(&out), "NXDOMAIN", "{out}");
+        assert!(out.contains("EDE: 15"), "{out}");
+        let out = s.delv(q);
+        assert!(out.contains("fully validated"), "{q}: {out}");
+    }
+}

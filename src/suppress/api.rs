@@ -158,7 +158,17 @@ pub fn serve(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
+                // Wait for the next connection (or 200 ms, to notice a stop) without polling.
+                use std::os::fd::AsRawFd;
+                let mut pfd = libc::pollfd {
+                    fd: listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe {
+                    libc::poll(&mut pfd, 1, 200);
+                }
             }
             Err(e) => {
                 crate::log(&format!("admin API accept failed: {e}"));

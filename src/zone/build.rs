@@ -134,13 +134,7 @@ impl ZoneBuilder {
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
-        let h = self.hasher.hash_one(key);
-        self.table
-            .find(h, |&i| {
-                let n = &self.nodes[i as usize];
-                &self.keys[n.key_off as usize..n.key_off as usize + n.key_len as usize] == key
-            })
-            .copied()
+        super::find_in(&self.table, &self.hasher, &self.nodes, &self.keys, key)
     }
 
     fn node_for(&mut self, owner: &[u8]) -> Result<u32, String> {

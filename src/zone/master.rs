@@ -154,20 +154,7 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
         let b = tok[i];
         match b {
             b'.' => {
-                let len = out.len() - label_at - 1;
-                if len == 0 {
-                    return Err(format!(
-                        "empty label in name '{}'",
-                        String::from_utf8_lossy(tok)
-                    ));
-                }
-                if len > 63 {
-                    return Err(format!(
-                        "label longer than 63 bytes in name '{}'",
-                        String::from_utf8_lossy(tok)
-                    ));
-                }
-                out[label_at] = len as u8;
+                close_label(out, label_at, tok)?;
                 if i + 1 == tok.len() {
                     absolute = true;
                     break;
@@ -189,20 +176,7 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
     if absolute {
         out.push(0);
     } else {
-        let len = out.len() - label_at - 1;
-        if len == 0 {
-            return Err(format!(
-                "empty label in name '{}'",
-                String::from_utf8_lossy(tok)
-            ));
-        }
-        if len > 63 {
-            return Err(format!(
-                "label longer than 63 bytes in name '{}'",
-                String::from_utf8_lossy(tok)
-            ));
-        }
-        out[label_at] = len as u8;
+        close_label(out, label_at, tok)?;
         out.extend_from_slice(origin);
     }
     if out.len() - start > 255 {
@@ -212,6 +186,20 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
         ));
     }
     Ok(())
+}
+
+/// Set the length byte of the label that starts at `label_at`, checking it is 1–63 bytes.
+fn close_label(out: &mut [u8], label_at: usize, tok: &[u8]) -> Result<(), String> {
+    let len = out.len() - label_at - 1;
+    let what = match len {
+        0 => "empty label",
+        64.. => "label longer than 63 bytes",
+        _ => {
+            out[label_at] = len as u8;
+            return Ok(());
+        }
+    };
+    Err(format!("{what} in name '{}'", String::from_utf8_lossy(tok)))
 }
 
 /// Decode one escape at the start of `s` (which begins with a backslash): (byte, bytes used).

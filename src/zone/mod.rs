@@ -241,13 +241,7 @@ impl Zone {
 
     /// Find a node by its key.
     pub fn find(&self, key: &[u8]) -> Option<u32> {
-        let h = self.hasher.hash_one(key);
-        self.table
-            .find(h, |&i| {
-                let n = &self.nodes[i as usize];
-                &self.keys[n.key_off as usize..n.key_off as usize + n.key_len as usize] == key
-            })
-            .copied()
+        find_in(&self.table, &self.hasher, &self.nodes, &self.keys, key)
     }
 
     /// Locate a query name, given its key. The name must be at or below the origin.
@@ -298,6 +292,23 @@ impl Zone {
             + self.rdata.capacity()
             + self.glue.capacity() * std::mem::size_of::<Glue>()
     }
+}
+
+/// Look a key up in a node table (shared by the zone and its builder).
+fn find_in(
+    table: &HashTable<u32>,
+    hasher: &hashbrown::DefaultHashBuilder,
+    nodes: &[Node],
+    keys: &[u8],
+    key: &[u8],
+) -> Option<u32> {
+    let h = hasher.hash_one(key);
+    table
+        .find(h, |&i| {
+            let n = &nodes[i as usize];
+            &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize] == key
+        })
+        .copied()
 }
 
 /// Write the lowercase wire name of a canonical key into `out`; returns its length.
