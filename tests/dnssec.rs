@@ -331,3 +331,42 @@ fn keygen_ds_and_bind_import() {
         "{err}"
     );
 }
+
+/// A referral to an insecure delegation below an empty non-terminal proves the
+/// parent (the ENT) and covers the delegation (RFC 5155 §7.2.7).
+#[test]
+fn insecure_referral_below_an_ent_has_the_right_proof() {
+    let s = Server::start("deep-proof", Opts::default());
+    for _ in 0..2 {
+        // The second round is served from the per-delegation cover cache.
+        let m = s.udp("www.city.gov.be.", Rtype::A, true);
+        assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 1);
+        let nsec3 = Message::of(&m.authority, Rtype::NSEC3);
+        let parent = nsec3_hash(&wire("gov.be."), &[], 0);
+        let deleg = nsec3_hash(&wire("city.gov.be."), &[], 0);
+        let owners: Vec<[u8; 20]> = nsec3
+            .iter()
+            .map(|r| base32hex_decode(&r.owner[1..33]).unwrap())
+            .collect();
+        assert!(
+            owners.contains(&parent),
+            "closest provable encloser gov.be matched"
+        );
+        let covered = nsec3.iter().any(|r| {
+            let own = base32hex_decode(&r.owner[1..33]).unwrap();
+            let next: [u8; 20] = r.rdata[6..26].try_into().unwrap();
+            r.rdata[1] & 1 == 1
+                && if own < next {
+                    own < deleg && deleg < next
+                } else {
+                    deleg > own || deleg < next
+                }
+        });
+        assert!(covered, "city.gov.be covered by an opt-out NSEC3");
+    }
+    let out = s.delv("city.gov.be DS");
+    assert!(
+        out.contains("fully validated") && out.contains("nxrrset"),
+        "{out}"
+    );
+}

@@ -96,8 +96,16 @@ pub fn type_bitmap(types: &[u16], out: &mut Vec<u8>) {
 
 /// Types present at a node as its NSEC3 record lists them (signed zone view).
 pub fn node_types(zone: &Zone, node: u32) -> Vec<u16> {
+    let mut types = Vec::new();
+    node_types_into(zone, node, &mut types);
+    types
+}
+
+/// [`node_types`] into a reused buffer.
+pub fn node_types_into(zone: &Zone, node: u32, types: &mut Vec<u16>) {
     let n = zone.node(node);
-    let mut types: Vec<u16> = zone.rrsets(node).iter().map(|s| s.rtype.0).collect();
+    types.clear();
+    types.extend(zone.rrsets(node).iter().map(|s| s.rtype.0));
     if n.flags & APEX != 0 {
         types.push(Rtype::DNSKEY.0);
         types.push(Rtype::NSEC3PARAM.0);
@@ -114,7 +122,6 @@ pub fn node_types(zone: &Zone, node: u32) -> Vec<u16> {
     }
     types.sort_unstable();
     types.dedup();
-    types
 }
 
 impl Chain {
@@ -167,6 +174,7 @@ impl Chain {
         let mut bitmap_off = Vec::with_capacity(entries.len() + 1);
         let mut bitmaps = Vec::new();
         let mut apex = 0u32;
+        let mut types = Vec::with_capacity(16);
         for (i, (h, node)) in entries.iter().enumerate() {
             if *node == zone.apex() {
                 apex = i as u32;
@@ -174,7 +182,8 @@ impl Chain {
             hashes.push(*h);
             nodes.push(*node);
             bitmap_off.push(bitmaps.len() as u32);
-            type_bitmap(&node_types(zone, *node), &mut bitmaps);
+            node_types_into(zone, *node, &mut types);
+            type_bitmap(&types, &mut bitmaps);
         }
         bitmap_off.push(bitmaps.len() as u32);
         let mut index = Vec::with_capacity(65537);

@@ -215,6 +215,9 @@ pub struct Signer {
     /// The NSEC3 chain.
     pub chain: Chain,
     set_owner: Vec<u32>,
+    /// Per zone node: 1 + the chain entry covering its hash (0 = not looked up yet).
+    /// Filled on first use, so a referral to an insecure delegation hashes its name once.
+    covers: Box<[std::sync::atomic::AtomicU32]>,
     rrset_sigs: Box<[ArcSwapOption<SigSet>]>,
     chain_sigs: Box<[ArcSwapOption<SigSet>]>,
     dnskey_sigs: ArcSwapOption<SigSet>,
@@ -276,6 +279,9 @@ impl Signer {
             (0..n).map(|_| ArcSwapOption::empty()).collect()
         };
         Ok(Signer {
+            covers: (0..zone.node_count())
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
             rrset_sigs: slots(zone.rrset_count()),
             chain_sigs: slots(chain.len()),
             policy,
@@ -513,6 +519,21 @@ impl Signer {
         }
     }
 
+    /// The (unspliced) chain entry covering a zone node's name, cached per node.
+    pub fn base_cover_of_node(&self, node: u32, name: &[u8]) -> u32 {
+        let Some(slot) = self.covers.get(node as usize) else {
+            return self.chain.cover(&self.hash_name(name));
+        };
+        match slot.load(Ordering::Relaxed) {
+            0 => {
+                let c = self.chain.cover(&self.hash_name(name));
+                slot.store(c + 1, Ordering::Relaxed);
+                c
+            }
+            v => v - 1,
+        }
+    }
+
     /// Lowercase NSEC3 hash of a wire name (any case), without allocation.
     pub fn hash_name(&self, wire: &[u8]) -> [u8; 20] {
         let mut buf = [0u8; 256];
@@ -537,6 +558,15 @@ pub struct Signed {
     pub soa: ArcSwap<SigSet>,
     /// The serial the SOA signatures are for.
     pub serial: u32,
+}
+
+/// Point at a name just written at `at` when a pointer can reach it.
+fn owner_at(at: usize, name: &[u8]) -> OwnerRef<'_> {
+    if at < 0x3FFF {
+        OwnerRef::At(at as u16)
+    } else {
+        OwnerRef::Name(name)
+    }
 }
 
 fn write_sigs(w: &mut Writer<'_>, sigs: &SigSet, ttl: u32, owner: OwnerRef<'_>) {
@@ -659,7 +689,11 @@ impl Signed {
     }
 
     fn chain_cover(&self, h: &[u8; 20]) -> u32 {
-        let i = self.signer.chain.cover(h);
+        self.live(self.signer.chain.cover(h))
+    }
+
+    /// The entry that covers in the spliced chain, given the cover in the whole chain.
+    fn live(&self, i: u32) -> u32 {
         if self.splice.is_empty() {
             i
         } else {
@@ -675,8 +709,9 @@ impl Signed {
         let ttl = s.neg_ttl;
         if !self.splice.is_empty() {
             if let Some(p) = self.splice.patched.get(&i) {
+                let at = w.len();
                 w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &p.rdata);
-                write_sigs(w, &p.sigs, ttl, OwnerRef::Name(&owner[..n]));
+                write_sigs(w, &p.sigs, ttl, owner_at(at, &owner[..n]));
                 return;
             }
         }
@@ -691,6 +726,7 @@ impl Signed {
             v.chain_rdata(&s.chain, i, next);
             v.len
         };
+        let at = w.len();
         w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &rdata[..rl]);
         let slot = &s.chain_sigs[i as usize];
         if s.fresh(slot).is_none() {
@@ -700,7 +736,7 @@ impl Signed {
             }
         }
         if let Some(sigs) = &*slot.load() {
-            write_sigs(w, sigs, ttl, OwnerRef::Name(&owner[..n]));
+            write_sigs(w, sigs, ttl, owner_at(at, &owner[..n]));
         }
     }
 
@@ -713,6 +749,7 @@ impl Signed {
         qname: &[u8],
         encloser_labels: usize,
         wildcard: bool,
+        next_closer_node: Option<u32>,
     ) {
         let s = &*self.signer;
         w.section(Section::Authority);
@@ -729,7 +766,10 @@ impl Signed {
         }
         if qlabels > encloser_labels {
             let nc = name::ancestor(qname, encloser_labels + 1);
-            let c = self.chain_cover(&s.hash_name(nc));
+            let c = match next_closer_node {
+                Some(node) => self.live(s.base_cover_of_node(node, nc)),
+                None => self.chain_cover(&s.hash_name(nc)),
+            };
             if !written.contains(&c) {
                 self.write_nsec3(w, c);
                 written[1] = c;
@@ -766,17 +806,21 @@ impl Signed {
         _qtype: Rtype,
     ) {
         let s = &*self.signer;
-        let h = s.hash_name(qname);
-        if let Some(m) = self.chain_match(&h) {
-            w.section(Section::Authority);
-            self.write_nsec3(w, m);
-            return;
+        let f = zone.node(node).flags;
+        let opted_out =
+            f & DELEGATION != 0 && f & crate::zone::SECURE == 0 && s.chain.params.opt_out;
+        if !opted_out {
+            if let Some(m) = self.chain_match(&s.hash_name(qname)) {
+                w.section(Section::Authority);
+                self.write_nsec3(w, m);
+                return;
+            }
         }
         // Not in the chain: an opt-out delegation (DS query), or a wildcard NODATA.
-        let _ = node;
         let labels = name::label_count(qname).min(qlabels);
         if labels > zone.origin_labels() {
-            self.write_closest_encloser_proof(w, zone, qname, labels - 1, false);
+            let cached = opted_out.then_some(node);
+            self.write_closest_encloser_proof(w, zone, qname, labels - 1, false, cached);
         }
     }
 

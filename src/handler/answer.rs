@@ -253,8 +253,10 @@ fn referral(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, owner
     } else if ctx.dnssec {
         if let Some(signed) = snap.dnssec.as_deref() {
             // RFC 5155 §7.2.7: closest provable encloser + opt-out cover of the next closer.
-            let dname = name::ancestor(ctx.qname, zone_labels_of(zone, node));
-            signed.write_closest_encloser_proof(w, zone, dname, zone.origin_labels(), false);
+            // The closest provable encloser is the delegation's parent (always in the chain).
+            let labels = zone_labels_of(zone, node);
+            let dname = name::ancestor(ctx.qname, labels);
+            signed.write_closest_encloser_proof(w, zone, dname, labels - 1, false, Some(node));
         }
     }
     if over(w, ctx) {
@@ -355,7 +357,7 @@ fn nxdomain(
     );
     if ctx.dnssec {
         if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true);
+            signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true, None);
         }
     }
     if over(w, ctx) {

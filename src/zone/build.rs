@@ -507,8 +507,12 @@ impl ZoneBuilder {
                 continue;
             };
             let ns = sets[ns_k];
-            let node_wire =
-                super::key_to_wire(&self.keys[nd.key_off as usize..][..nd.key_len as usize]);
+            let mut wire_buf = [0u8; 256];
+            let wire_len = super::key_to_wire_buf(
+                &self.keys[nd.key_off as usize..][..nd.key_len as usize],
+                &mut wire_buf,
+            );
+            let node_wire = &wire_buf[..wire_len];
             let glue_start = glue.len();
             for j in 0..ns.count as usize {
                 let target = self.rdata_of(rrs[ns.first_rr as usize + j]);
@@ -516,7 +520,7 @@ impl ZoneBuilder {
                     continue;
                 }
                 let in_domain =
-                    nd.flags & DELEGATION != 0 && name::is_at_or_below(target, &node_wire);
+                    nd.flags & DELEGATION != 0 && name::is_at_or_below(target, node_wire);
                 key.set(target);
                 let found = self.find(key.as_bytes());
                 let addr_sets: Vec<(usize, RRset)> = match found {
