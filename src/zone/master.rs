@@ -410,6 +410,47 @@ where
         Ok(true)
     }
 
+    /// Fast path for the common line (no quotes, escapes or parentheses): tokens are
+    /// whitespace-separated ranges of the line itself, which becomes the entry buffer.
+    /// Returns false (having changed nothing that matters) when the line needs the full tokenizer.
+    fn tokenize_plain(&mut self) -> bool {
+        let line = &self.line_buf;
+        let mut i = 0;
+        let n = line.len();
+        while i < n {
+            match line[i] {
+                b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+                b';' => break,
+                b'"' | b'\\' | b'(' | b')' => {
+                    self.toks.clear();
+                    return false;
+                }
+                _ => {
+                    let start = i;
+                    while i < n
+                        && !matches!(
+                            line[i],
+                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'"' | b'\\' | b'(' | b')'
+                        )
+                    {
+                        i += 1;
+                    }
+                    if i < n && matches!(line[i], b'"' | b'\\' | b'(' | b')') {
+                        self.toks.clear();
+                        return false;
+                    }
+                    self.toks.push(Tok {
+                        start: start as u32,
+                        end: i as u32,
+                        quoted: false,
+                    });
+                }
+            }
+        }
+        std::mem::swap(&mut self.entry, &mut self.line_buf);
+        true
+    }
+
     /// Tokenize `line_buf` into `entry`/`toks`; returns the new parenthesis depth.
     fn tokenize(&mut self, mut depth: u32, start_line: usize) -> Result<u32, ParseError> {
         let line = &self.line_buf;
@@ -504,6 +545,15 @@ where
             }
             let start_line = self.stack.last().map(|f| f.line).unwrap_or(0);
             let blank_owner = matches!(self.line_buf.first(), Some(b' ') | Some(b'\t'));
+            self.entry.clear();
+            self.toks.clear();
+            if self.tokenize_plain() {
+                if self.toks.is_empty() {
+                    continue;
+                }
+                self.entry_done(start_line, blank_owner)?;
+                continue;
+            }
             self.entry.clear();
             self.toks.clear();
             let mut depth = self.tokenize(0, start_line)?;
