@@ -824,6 +824,27 @@ impl Signed {
         }
     }
 
+    /// Wildcard NODATA proof (RFC 5155 §7.2.5): closest encloser, next closer cover, wildcard match.
+    pub fn write_wildcard_nodata_proof(
+        &self,
+        w: &mut Writer<'_>,
+        zone: &Zone,
+        qname: &[u8],
+        encloser_labels: usize,
+    ) {
+        self.write_closest_encloser_proof(w, zone, qname, encloser_labels, false, None);
+        let s = &*self.signer;
+        let ce = name::ancestor(qname, encloser_labels);
+        let mut buf = [0u8; 258];
+        buf[0] = 1;
+        buf[1] = b'*';
+        let n = ce.len().min(255);
+        buf[2..2 + n].copy_from_slice(&ce[..n]);
+        if let Some(m) = self.chain_match(&s.hash_name(&buf[..2 + n])) {
+            self.write_nsec3(w, m);
+        }
+    }
+
     /// Wildcard answer proof (RFC 5155 §7.2.6): the cover of the next closer name.
     pub fn write_wildcard_proof(
         &self,

@@ -378,6 +378,32 @@ fn wildcard(
         // A wildcard delegation is not synthesised; treat the name as absent.
         return nxdomain(w, snap, ctx, wc, encloser_labels);
     }
+    let has_data = zone
+        .rrsets(wc)
+        .iter()
+        .any(|s| s.rtype == ctx.qtype || s.rtype == Rtype::CNAME || ctx.qtype == Rtype::ANY);
+    if !has_data {
+        // RFC 5155 §7.2.5: NODATA through a wildcard proves the closest encloser,
+        // covers the next closer name and matches the wildcard.
+        w.set_flags(w.flags() | flags::AA);
+        w.section(Section::Authority);
+        write_soa(
+            w,
+            snap,
+            ctx,
+            Owner::Name(zone.origin()),
+            Some(zone.negative_ttl()),
+        );
+        if ctx.dnssec {
+            if let Some(signed) = snap.dnssec.as_deref() {
+                signed.write_wildcard_nodata_proof(w, zone, ctx.qname, encloser_labels);
+            }
+        }
+        if over(w, ctx) {
+            truncate(w, ctx);
+        }
+        return Rcode::NOERROR;
+    }
     let rc = answer_node(w, snap, ctx, wc, Owner::At(12), encloser_labels + 1);
     if ctx.dnssec && w.flags() & flags::TC == 0 {
         if let Some(signed) = snap.dnssec.as_deref() {
