@@ -534,6 +534,16 @@ impl Signer {
         }
     }
 
+    /// NSEC3 hash of the wildcard `*.<encloser>`.
+    pub fn wildcard_hash(&self, encloser: &[u8]) -> [u8; 20] {
+        let mut buf = [0u8; 258];
+        buf[0] = 1;
+        buf[1] = b'*';
+        let n = encloser.len().min(255);
+        buf[2..2 + n].copy_from_slice(&encloser[..n]);
+        self.hash_name(&buf[..2 + n])
+    }
+
     /// Lowercase NSEC3 hash of a wire name (any case), without allocation.
     pub fn hash_name(&self, wire: &[u8]) -> [u8; 20] {
         let mut buf = [0u8; 256];
@@ -779,13 +789,7 @@ impl Signed {
             let wh = if encloser_labels == zone.origin_labels() {
                 s.chain.apex_wildcard_hash
             } else {
-                let ce = name::ancestor(qname, encloser_labels);
-                let mut buf = [0u8; 258];
-                buf[0] = 1;
-                buf[1] = b'*';
-                let n = ce.len().min(255);
-                buf[2..2 + n].copy_from_slice(&ce[..n]);
-                s.hash_name(&buf[..2 + n])
+                s.wildcard_hash(name::ancestor(qname, encloser_labels))
             };
             let c = self.chain_cover(&wh);
             if !written.contains(&c) {
@@ -834,13 +838,8 @@ impl Signed {
     ) {
         self.write_closest_encloser_proof(w, zone, qname, encloser_labels, false, None);
         let s = &*self.signer;
-        let ce = name::ancestor(qname, encloser_labels);
-        let mut buf = [0u8; 258];
-        buf[0] = 1;
-        buf[1] = b'*';
-        let n = ce.len().min(255);
-        buf[2..2 + n].copy_from_slice(&ce[..n]);
-        if let Some(m) = self.chain_match(&s.hash_name(&buf[..2 + n])) {
+        let wh = s.wildcard_hash(name::ancestor(qname, encloser_labels));
+        if let Some(m) = self.chain_match(&wh) {
             self.write_nsec3(w, m);
         }
     }

@@ -324,13 +324,31 @@ fn add_glue(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, offs:
 
 fn nodata(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, qlabels: usize) {
     let zone = &*snap.zone;
+    negative(w, snap, ctx, |signed, w| {
+        signed.write_nodata_proof(w, zone, ctx.qname, qlabels, node, ctx.qtype)
+    });
+}
+
+/// A negative answer: AA, the SOA with the negative TTL, then the denial `proof` when DNSSEC is wanted.
+fn negative(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    ctx: &Ctx<'_>,
+    proof: impl FnOnce(&crate::dnssec::Signed, &mut Writer<'_>),
+) {
+    let zone = &*snap.zone;
     w.set_flags(w.flags() | flags::AA);
     w.section(Section::Authority);
-    let soa_owner = Owner::Name(zone.origin());
-    write_soa(w, snap, ctx, soa_owner, Some(zone.negative_ttl()));
+    write_soa(
+        w,
+        snap,
+        ctx,
+        Owner::Name(zone.origin()),
+        Some(zone.negative_ttl()),
+    );
     if ctx.dnssec {
         if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_nodata_proof(w, zone, ctx.qname, qlabels, node, ctx.qtype);
+            proof(signed, w);
         }
     }
     if over(w, ctx) {
@@ -346,23 +364,9 @@ fn nxdomain(
     encloser_labels: usize,
 ) -> Rcode {
     let zone = &*snap.zone;
-    w.set_flags(w.flags() | flags::AA);
-    w.section(Section::Authority);
-    write_soa(
-        w,
-        snap,
-        ctx,
-        Owner::Name(zone.origin()),
-        Some(zone.negative_ttl()),
-    );
-    if ctx.dnssec {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true, None);
-        }
-    }
-    if over(w, ctx) {
-        truncate(w, ctx);
-    }
+    negative(w, snap, ctx, |signed, w| {
+        signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true, None)
+    });
     Rcode::NXDOMAIN
 }
 
@@ -385,23 +389,9 @@ fn wildcard(
     if !has_data {
         // RFC 5155 §7.2.5: NODATA through a wildcard proves the closest encloser,
         // covers the next closer name and matches the wildcard.
-        w.set_flags(w.flags() | flags::AA);
-        w.section(Section::Authority);
-        write_soa(
-            w,
-            snap,
-            ctx,
-            Owner::Name(zone.origin()),
-            Some(zone.negative_ttl()),
-        );
-        if ctx.dnssec {
-            if let Some(signed) = snap.dnssec.as_deref() {
-                signed.write_wildcard_nodata_proof(w, zone, ctx.qname, encloser_labels);
-            }
-        }
-        if over(w, ctx) {
-            truncate(w, ctx);
-        }
+        negative(w, snap, ctx, |signed, w| {
+            signed.write_wildcard_nodata_proof(w, zone, ctx.qname, encloser_labels)
+        });
         return Rcode::NOERROR;
     }
     let rc = answer_node(w, snap, ctx, wc, Owner::At(12), encloser_labels + 1);
