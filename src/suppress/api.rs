@@ -122,8 +122,39 @@ fn respond(stream: &mut TcpStream, status: u16, body: &serde_json::Value) {
     );
 }
 
-fn err_json(e: &ChangeError) -> serde_json::Value {
-    serde_json::json!({ "error": e.message })
+/// Read a JSON request body with a non-empty actor; answers 400 itself when it is not.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    actor: impl Fn(&T) -> &String,
+) -> Option<T> {
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(b) if !actor(&b).trim().is_empty() => Some(b),
+        Ok(_) => {
+            respond(
+                stream,
+                400,
+                &serde_json::json!({ "error": "actor is required" }),
+            );
+            None
+        }
+        Err(e) => {
+            respond(
+                stream,
+                400,
+                &serde_json::json!({ "error": format!("bad request body: {e}") }),
+            );
+            None
+        }
+    }
+}
+
+/// Answer with the outcome of a change, or its error status and message.
+fn respond_outcome(stream: &mut TcpStream, r: Result<super::runtime::Outcome, ChangeError>) {
+    match r {
+        Ok(o) => respond(stream, 200, &serde_json::to_value(o).unwrap_or_default()),
+        Err(e) => respond(stream, e.status, &serde_json::json!({ "error": e.message })),
+    }
 }
 
 /// Constant-time comparison of the presented token with the configured one.
@@ -248,23 +279,9 @@ fn handle(
             }
         }
         ("POST", "/v1/suppressions") => {
-            let body: AddBody = match serde_json::from_slice(&req.body) {
-                Ok(b) => b,
-                Err(e) => {
-                    return respond(
-                        stream,
-                        400,
-                        &serde_json::json!({ "error": format!("bad request body: {e}") }),
-                    )
-                }
+            let Some(body) = parse_body::<AddBody>(stream, &req.body, |b| &b.actor) else {
+                return;
             };
-            if body.actor.trim().is_empty() {
-                return respond(
-                    stream,
-                    400,
-                    &serde_json::json!({ "error": "actor is required" }),
-                );
-            }
             let now = list::format_time(list::now_secs());
             let entries = body
                 .entries
@@ -279,26 +296,16 @@ fn handle(
                     ede: n.ede.unwrap_or(EdeKind::Blocked),
                 })
                 .collect();
-            match rt.add(svc, loaded, entries, &body.actor) {
-                Ok(o) => respond(stream, 200, &serde_json::to_value(o).unwrap_or_default()),
-                Err(e) => respond(stream, e.status, &err_json(&e)),
-            }
+            respond_outcome(stream, rt.add(svc, loaded, entries, &body.actor));
         }
         ("POST", "/v1/suppressions/remove") => {
-            let body: RemoveBody = match serde_json::from_slice(&req.body) {
-                Ok(b) => b,
-                Err(e) => {
-                    return respond(
-                        stream,
-                        400,
-                        &serde_json::json!({ "error": format!("bad request body: {e}") }),
-                    )
-                }
+            let Some(body) = parse_body::<RemoveBody>(stream, &req.body, |b| &b.actor) else {
+                return;
             };
-            match rt.remove(svc, loaded, &body.domains, &body.reason, &body.actor) {
-                Ok(o) => respond(stream, 200, &serde_json::to_value(o).unwrap_or_default()),
-                Err(e) => respond(stream, e.status, &err_json(&e)),
-            }
+            respond_outcome(
+                stream,
+                rt.remove(svc, loaded, &body.domains, &body.reason, &body.actor),
+            );
         }
         _ => respond(
             stream,

@@ -441,6 +441,9 @@ impl Runtime {
         new: Vec<Entry>,
         actor: &str,
     ) -> Result<Outcome, ChangeError> {
+        // The writer lock is held from reading the list to swapping the snapshot, so a
+        // concurrent hand-edit check or expiry cannot work from a list this change replaces.
+        let _w = svc.writer();
         let mut desired = self.lock().list.entries.clone();
         for e in &new {
             let w = check_domain(&loaded.zone, &e.domain).map_err(|m| ChangeError::new(400, m))?;
