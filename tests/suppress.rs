@@ -336,6 +336,14 @@ fn no_bogus_answer_while_the_list_changes() {
             .collect();
     let secure_h = nsec3_hash(&wire("secure.be."), &[], 0);
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the readers even if an assertion below fails, so the server is not left running.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop_guard = StopOnDrop(stop.clone());
     let answered = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for t in 0..2 {
