@@ -126,26 +126,14 @@ impl Service {
     }
 
     fn maintenance(&self, presign: bool) {
-        let mut last_sweep: Option<Instant> = None;
-        let mut first = presign;
+        let mut next_sweep = Instant::now();
         while !self.stopping() {
             dnssec::tick();
-            let period = self
-                .current
-                .load()
-                .dnssec
-                .as_ref()
-                .map(|d| Duration::from_secs((d.signer.policy().refresh / 4).clamp(1, 60) as u64))
-                .unwrap_or(Duration::from_secs(60));
-            let due = match last_sweep {
-                None => first,
-                Some(t) => t.elapsed() > period,
-            };
-            if due || last_sweep.is_none() {
-                let snap = self.current.load_full();
-                if let (Some(signed), true) = (snap.dnssec.as_ref(), due) {
+            let snap = self.current.load_full();
+            if let Some(signed) = snap.dnssec.as_ref() {
+                if Instant::now() >= next_sweep {
                     let t = Instant::now();
-                    match signed.signer.refresh_all(&snap.zone, &self.stop) {
+                    match signed.signer.refresh_all(&snap.zone, &self.stop, presign) {
                         Ok(n) if n > 0 => crate::log(&format!(
                             "signed {n} RRsets in {:.1} s",
                             t.elapsed().as_secs_f64()
@@ -156,10 +144,11 @@ impl Service {
                     if let Err(e) = signed.refresh_soa(&snap.zone) {
                         crate::log(&format!("signing the SOA failed: {e}"));
                     }
+                    let period = (signed.signer.policy().refresh / 4).clamp(1, 60);
+                    next_sweep = Instant::now() + Duration::from_secs(period as u64);
                 }
-                last_sweep = Some(Instant::now());
-                first = true;
             }
+            drop(snap);
             std::thread::sleep(Duration::from_millis(500));
         }
     }

@@ -151,14 +151,11 @@ impl Chain {
         let mut entries = std::thread::scope(|s| {
             let upper = s.spawn(|| hash_range(mid, n));
             let mut lower = hash_range(0, mid);
-            if let Ok(mut u) = upper.join() {
-                lower.append(&mut u);
-            }
-            lower
-        });
-        if entries.len() != (0..n).filter(|&i| wanted(i)).count() {
-            return Err(ChainError("hashing thread failed".into()));
-        }
+            let mut u = upper.join().ok()?;
+            lower.append(&mut u);
+            Some(lower)
+        })
+        .ok_or_else(|| ChainError("the NSEC3 hashing thread failed".into()))?;
         entries.sort_unstable_by_key(|e| e.0);
         for pair in entries.windows(2) {
             if pair[0].0 == pair[1].0 {
@@ -260,16 +257,21 @@ impl Chain {
         }
     }
 
-    /// Write the NSEC3 RDATA of entry `i` whose successor is `next`.
+    /// Hand the NSEC3 RDATA of entry `i` whose successor is `next` to `put`, piece by piece.
+    pub fn write_rdata(&self, i: u32, next: u32, mut put: impl FnMut(&[u8])) {
+        let p = &self.params;
+        put(&[1, u8::from(p.opt_out)]); // SHA-1, flags
+        put(&p.iterations.to_be_bytes());
+        put(&[p.salt.len() as u8]);
+        put(&p.salt);
+        put(&[20]);
+        put(&self.hashes[next as usize]);
+        put(self.bitmap(i));
+    }
+
+    /// The NSEC3 RDATA of entry `i` whose successor is `next`, appended to `out`.
     pub fn rdata(&self, i: u32, next: u32, out: &mut Vec<u8>) {
-        out.push(1); // SHA-1
-        out.push(if self.params.opt_out { 1 } else { 0 });
-        out.extend_from_slice(&self.params.iterations.to_be_bytes());
-        out.push(self.params.salt.len() as u8);
-        out.extend_from_slice(&self.params.salt);
-        out.push(20);
-        out.extend_from_slice(&self.hashes[next as usize]);
-        out.extend_from_slice(self.bitmap(i));
+        self.write_rdata(i, next, |b| out.extend_from_slice(b));
     }
 
     /// The NSEC3PARAM RDATA for the apex (flags 0, RFC 5155 §4.1.2).

@@ -459,13 +459,15 @@ impl Signer {
         Ok(())
     }
 
-    /// Sign everything that is not signed yet or is due for refresh; returns signatures made.
+    /// Re-sign what is due for refresh and, with `fill_empty`, sign what is not signed yet;
+    /// returns signatures made.
     ///
     /// Run in the background after load and periodically; `stop` ends it early.
     pub fn refresh_all(
         &self,
         zone: &Zone,
         stop: &std::sync::atomic::AtomicBool,
+        fill_empty: bool,
     ) -> Result<usize, SignError> {
         let mut made = 0;
         for kind in [ApexExtra::Dnskey, ApexExtra::Nsec3Param] {
@@ -473,7 +475,7 @@ impl Signer {
                 ApexExtra::Dnskey => &self.dnskey_sigs,
                 ApexExtra::Nsec3Param => &self.nsec3param_sigs,
             };
-            if self.fresh_for_refresh(slot) {
+            if !self.needs_signing(slot, fill_empty) {
                 continue;
             }
             self.apex_sigs(kind)?;
@@ -490,7 +492,7 @@ impl Signer {
                 let Some(idx) = zone.rrset_index(node, s.rtype) else {
                     continue;
                 };
-                if self.fresh_for_refresh(&self.rrset_sigs[idx as usize]) {
+                if !self.needs_signing(&self.rrset_sigs[idx as usize], fill_empty) {
                     continue;
                 }
                 self.sign_rrset_slot(zone, idx)?;
@@ -502,7 +504,7 @@ impl Signer {
             if stop.load(Ordering::Relaxed) {
                 return Ok(made);
             }
-            if self.fresh_for_refresh(&self.chain_sigs[i as usize]) {
+            if !self.needs_signing(&self.chain_sigs[i as usize], fill_empty) {
                 continue;
             }
             let s = self.sign_chain_slot(i, (i + 1) % n)?;
@@ -512,10 +514,11 @@ impl Signer {
         Ok(made)
     }
 
-    fn fresh_for_refresh(&self, slot: &ArcSwapOption<SigSet>) -> bool {
+    /// Whether a slot is empty (and empty slots are to be filled) or due for refresh.
+    fn needs_signing(&self, slot: &ArcSwapOption<SigSet>, fill_empty: bool) -> bool {
         match &*slot.load() {
-            Some(s) => s.expiration > now().saturating_add(self.policy.refresh),
-            None => false,
+            Some(s) => s.expiration <= now().saturating_add(self.policy.refresh),
+            None => fill_empty,
         }
     }
 
@@ -874,13 +877,6 @@ impl RdataBuf<'_> {
     }
 
     fn chain_rdata(&mut self, chain: &Chain, i: u32, next: u32) {
-        let p = &chain.params;
-        self.put(&[1, if p.opt_out { 1 } else { 0 }]);
-        self.put(&p.iterations.to_be_bytes());
-        self.put(&[p.salt.len() as u8]);
-        self.put(&p.salt);
-        self.put(&[20]);
-        self.put(chain.hash(next));
-        self.put(chain.bitmap(i));
+        chain.write_rdata(i, next, |b| self.put(b));
     }
 }

@@ -101,7 +101,7 @@ pub fn answer_in_zone(
         while ce > zone.origin_labels() && zone.find(key.prefix(ce)).is_none() {
             ce -= 1;
         }
-        return nxdomain(w, snap, ctx, zone.apex(), ce);
+        return nxdomain(w, snap, ctx, ce);
     }
     match zone.lookup(key) {
         Lookup::Exact(node) => answer_node(w, snap, ctx, node, Owner::At(12), key.labels()),
@@ -136,7 +136,7 @@ pub fn answer_in_zone(
             if let Some(wc) = zone.wildcard_child(encloser) {
                 return wildcard(w, snap, ctx, wc, encloser_labels);
             }
-            nxdomain(w, snap, ctx, encloser, encloser_labels)
+            nxdomain(w, snap, ctx, encloser_labels)
         }
     }
 }
@@ -356,13 +356,7 @@ fn negative(
     }
 }
 
-fn nxdomain(
-    w: &mut Writer<'_>,
-    snap: &Snapshot,
-    ctx: &Ctx<'_>,
-    _encloser: u32,
-    encloser_labels: usize,
-) -> Rcode {
+fn nxdomain(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, encloser_labels: usize) -> Rcode {
     let zone = &*snap.zone;
     negative(w, snap, ctx, |signed, w| {
         signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true, None)
@@ -380,7 +374,7 @@ fn wildcard(
     let zone = &*snap.zone;
     if zone.node(wc).flags & DELEGATION != 0 {
         // A wildcard delegation is not synthesised; treat the name as absent.
-        return nxdomain(w, snap, ctx, wc, encloser_labels);
+        return nxdomain(w, snap, ctx, encloser_labels);
     }
     let has_data = zone
         .rrsets(wc)

@@ -278,9 +278,12 @@ impl Zone {
         if self.nodes[node as usize].flags & HAS_WILDCARD == 0 {
             return None;
         }
-        let mut k = self.node_key(node).to_vec();
-        k.extend_from_slice(b"*\0");
-        self.find(&k)
+        let key = self.node_key(node);
+        let mut k = [0u8; name::MAX_KEY_LEN + 2];
+        let n = key.len().min(name::MAX_KEY_LEN);
+        k[..n].copy_from_slice(&key[..n]);
+        k[n..n + 2].copy_from_slice(b"*\0");
+        self.find(&k[..n + 2])
     }
 
     /// Approximate heap bytes held by the index (for `belfry check`).
@@ -354,27 +357,9 @@ pub fn key_to_wire_buf(key: &[u8], out: &mut [u8; 256]) -> usize {
 
 /// Turn a canonical key back into a lowercase wire name.
 pub fn key_to_wire(key: &[u8]) -> Vec<u8> {
-    let mut labels: Vec<Vec<u8>> = Vec::new();
-    let mut cur = Vec::new();
-    let mut i = 0;
-    while i < key.len() {
-        match key[i] {
-            0 => labels.push(std::mem::take(&mut cur)),
-            1 if i + 1 < key.len() => {
-                cur.push(key[i + 1] - 1);
-                i += 1;
-            }
-            b => cur.push(b),
-        }
-        i += 1;
-    }
-    let mut out = Vec::with_capacity(key.len() + 1);
-    for l in labels.iter().rev() {
-        out.push(l.len() as u8);
-        out.extend_from_slice(l);
-    }
-    out.push(0);
-    out
+    let mut buf = [0u8; 256];
+    let n = key_to_wire_buf(key, &mut buf);
+    buf[..n].to_vec()
 }
 
 /// Whether a name is at or below the origin; a convenience for callers holding text names.
