@@ -4,25 +4,26 @@
 //! Groups: unsigned answers (referral, NXDOMAIN, apex), signed answers with cached
 //! signatures (secure referral with RRSIG(DS), NXDOMAIN with NSEC3 proofs, insecure
 //! referral with the opt-out proof, DNSKEY), a cold signature per algorithm next to
-//! raw `ring`, and applying suppressions to the 1.8 M zone.
+//! raw `ring`, and changes published to the 1.8 M zone (suppressions, a one-delegation
+//! zone edit).
 
-use belfry::config::Config;
 use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
-use belfry::dnssec::{chain::Splice, Policy, Signer};
+use belfry::dnssec::{Policy, Signer};
 use belfry::handler::{handle, HandlerConfig, Snapshot};
-use belfry::service::{self, Loaded, Service};
-use belfry::suppress::list::{format_time, now_secs, Entry};
-use belfry::suppress::{EdeKind, Runtime, Suppressions};
+use belfry::publish::change::{Change, EditSource, NameEdit, Suppression};
+use belfry::publish::edit::RecSet;
+use belfry::publish::{self, Publisher};
+use belfry::suppress::EdeKind;
 use belfry::wire::decode::build_query;
 use belfry::wire::Rtype;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 struct Fixture {
     dir: std::path::PathBuf,
-    loaded: Loaded,
+    plain: Arc<Snapshot>,
+    publisher: Publisher,
     names: Vec<String>,
     secure: Vec<String>,
     insecure: Vec<String>,
@@ -55,48 +56,40 @@ fn fixture() -> Fixture {
         "loaded {count} delegations in {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
-    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
-    let signer = Signer::new(&zone, vec![k], Policy::default()).unwrap();
     let mut secure = Vec::new();
     let mut insecure = Vec::new();
     for name in names.iter().take(20_000) {
-        let node = zone.find(&belfry::name::key_of(&n(name))).unwrap();
-        if zone.node(node).flags & belfry::zone::SECURE != 0 {
+        let node = zone.find_name(&n(name)).unwrap();
+        if node.flags() & belfry::zone::SECURE != 0 {
             secure.push(name.clone());
         } else {
             insecure.push(name.clone());
         }
     }
+    let plain = belfry::service::snapshot_of(zone, None).unwrap();
+    let mut zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
+    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
+    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
+    let signer = Signer::new(zone.origin(), vec![k], Policy::default()).unwrap();
+    let dnssec = publish::initial_dnssec(&mut zone, Arc::new(signer)).unwrap();
+    let serial = zone.serial();
+    let publisher = Publisher::new(
+        zone,
+        Some(dnssec),
+        Vec::new(),
+        serial,
+        publish::Settings::default(),
+        publish::Sinks::default(),
+    )
+    .unwrap();
     Fixture {
         dir,
-        loaded: Loaded {
-            zone: Arc::new(zone),
-            signer: Some(Arc::new(signer)),
-            load_secs: 0.0,
-            sign_prep_secs: 0.0,
-        },
+        plain,
+        publisher,
         names,
         secure,
         insecure,
     }
-}
-
-fn snapshot(f: &Fixture, signed: bool) -> Snapshot {
-    let signer = if signed {
-        f.loaded.signer.clone()
-    } else {
-        None
-    };
-    let serial = f.loaded.zone.serial();
-    service::make_snapshot(
-        f.loaded.zone.clone(),
-        signer,
-        Suppressions::new(),
-        Splice::default(),
-        serial,
-    )
-    .unwrap()
 }
 
 /// Cycle through a list of prepared queries, answering each into a reused buffer.
@@ -136,18 +129,14 @@ fn random_nx(count: usize, dnssec_ok: bool) -> Vec<Vec<u8>> {
 
 fn benches(c: &mut Criterion) {
     let f = fixture();
-    let plain = snapshot(&f, false);
-    let signed = snapshot(&f, true);
+    let plain = f.plain.clone();
     // Sign everything first: the signed group measures cached signatures.
-    let stop = AtomicBool::new(false);
     let t = std::time::Instant::now();
-    let made = f
-        .loaded
-        .signer
-        .as_ref()
-        .unwrap()
-        .refresh_all(&f.loaded.zone, &stop, true)
-        .unwrap();
+    let signed = f.publisher.snapshot_full();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let made = belfry::service::sign_missing(&signed, threads, &|| false).unwrap();
     eprintln!("signed {made} RRsets in {:.1} s", t.elapsed().as_secs_f64());
 
     run(
@@ -248,50 +237,91 @@ fn benches(c: &mut Criterion) {
         g.finish();
     }
 
-    // Applying suppressions to the 1.8 M zone: one secure, one insecure, a 1,000-entry bulk change.
-    let cfg_text = format!(
-        "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = true\n[suppress]\nfile = \"{}\"\n",
-        f.dir.join("suppressions.toml").display()
-    );
-    let cfg = Config::parse(&f.dir.join("belfry.toml"), &cfg_text).unwrap();
-    let rt = Runtime::open(&cfg, &f.loaded.zone).unwrap();
-    let (set, splice, serial) = rt.effective(&f.loaded).unwrap();
-    let svc = Service::new(&f.loaded, HandlerConfig::default(), set, splice, serial).unwrap();
-    let entry = |d: &str| Entry {
-        domain: d.to_string(),
+    // Publishing changes to the 1.8 M zone: suppressions (one secure, one insecure,
+    // a 1,000-entry bulk change) and a zone edit of one delegation (NS + DS).
+    let entry = |d: &str| Suppression {
+        name: n(d),
         reason: "bench".into(),
         case: "B-1".into(),
         added_by: "bench".into(),
-        added_at: format_time(now_secs()),
+        added_at: publish::now_secs(),
         expires: None,
         ede: EdeKind::Blocked,
     };
-    let mut g = c.benchmark_group("suppress_apply_1m8");
+    let p = &f.publisher;
+    let lift = |ds: &[String]| Change::Lift {
+        names: ds.iter().map(|d| n(d)).collect(),
+        reason: "bench".into(),
+    };
+    let mut g = c.benchmark_group("publish_1m8");
     g.sample_size(20);
     for (id, pool) in [
-        ("secure_add_remove", &f.secure),
-        ("insecure_add_remove", &f.insecure),
+        ("suppress_secure_add_remove", &f.secure),
+        ("suppress_insecure_add_remove", &f.insecure),
     ] {
         let mut i = 0usize;
         g.bench_function(id, |b| {
             b.iter(|| {
                 let d = &pool[i % pool.len()];
                 i += 1;
-                rt.add(&svc, &f.loaded, vec![entry(d)], "bench").unwrap();
-                rt.remove(&svc, &f.loaded, std::slice::from_ref(d), "bench", "bench")
+                p.apply(
+                    Change::Suppress {
+                        entries: vec![entry(d)],
+                    },
+                    "bench",
+                    None,
+                )
+                .unwrap();
+                p.apply(lift(std::slice::from_ref(d)), "bench", None)
                     .unwrap();
             })
         });
     }
+    let mut i = 0usize;
+    g.bench_function("edit_one_delegation_ns_ds", |b| {
+        b.iter(|| {
+            let d = &f.secure[i % f.secure.len()];
+            i += 1;
+            let mut ds = vec![0x30, 0x39, 13, 2];
+            ds.extend_from_slice(&[(i % 251) as u8; 32]);
+            let edit = NameEdit {
+                name: n(d),
+                sets: vec![
+                    RecSet {
+                        rtype: Rtype::NS.0,
+                        ttl: 3600,
+                        rdatas: vec![n("ns1.bench-hosting.net."), n("ns2.bench-hosting.net.")],
+                    },
+                    RecSet {
+                        rtype: Rtype::DS.0,
+                        ttl: 3600,
+                        rdatas: vec![ds],
+                    },
+                ],
+                replace_all: false,
+            };
+            p.apply(
+                Change::Edit {
+                    edits: vec![edit],
+                    source: EditSource::Update,
+                    source_serial: None,
+                    force: false,
+                },
+                "bench",
+                None,
+            )
+            .unwrap();
+        })
+    });
     g.sample_size(10);
-    g.bench_function("bulk_1000_add_then_remove", |b| {
-        let domains: Vec<String> = f.names[100_000..101_000].to_vec();
+    g.bench_function("suppress_bulk_1000_add_then_remove", |b| {
+        let domains: Vec<String> = f.names[100_000.min(f.names.len() - 1000)..][..1000].to_vec();
         b.iter_batched(
             || domains.iter().map(|d| entry(d)).collect::<Vec<_>>(),
             |entries| {
-                rt.add(&svc, &f.loaded, entries, "bench").unwrap();
-                rt.remove(&svc, &f.loaded, &domains, "bench", "bench")
+                p.apply(Change::Suppress { entries }, "bench", None)
                     .unwrap();
+                p.apply(lift(&domains), "bench", None).unwrap();
             },
             BatchSize::SmallInput,
         )

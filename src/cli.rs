@@ -188,6 +188,63 @@ fn keys_from_flags(a: &ServeArgs) -> Result<Option<Vec<crate::dnssec::key::Signi
     Ok(Some(keys))
 }
 
+/// Read the suppression list named by the configuration, checked against the zone.
+fn open_list(cfg: &Config) -> Result<(u32, Vec<crate::publish::change::Suppression>), String> {
+    let Some(p) = &cfg.suppress.file else {
+        return Ok((0, Vec::new()));
+    };
+    let l = suppress::list::load(p)?;
+    let mut out = Vec::new();
+    for e in &l.entries {
+        out.push(
+            e.to_suppression()
+                .map_err(|m| format!("{}: {m}", p.display()))?,
+        );
+    }
+    Ok((l.serial, out))
+}
+
+/// Build the publisher of a loaded zone, with the list and its checks.
+fn publisher_for(
+    cfg: &Config,
+    loaded: service::Loaded,
+    with_sinks: bool,
+) -> Result<crate::publish::Publisher, String> {
+    let (serial, list) = open_list(cfg)?;
+    let sinks = if with_sinks {
+        crate::publish::Sinks {
+            audit: match &cfg.suppress.audit_log {
+                Some(p) => Some(suppress::audit::Audit::open(p)?),
+                None => None,
+            },
+            list_file: cfg.suppress.file.clone(),
+        }
+    } else {
+        crate::publish::Sinks::default()
+    };
+    let settings = crate::publish::Settings {
+        ede_text: Arc::from(cfg.suppress.ede_text.as_str()),
+        serial_policy: crate::publish::SerialPolicy::Increment,
+    };
+    let zone = loaded.zone;
+    // Every entry must be suppressible in this zone: checked by a publisher without entries.
+    let names: Vec<Vec<u8>> = list.iter().map(|s| s.name.clone()).collect();
+    let p = crate::publish::Publisher::new(zone, loaded.dnssec, list, serial, settings, sinks)?;
+    for n in names {
+        p.check_suppressible(&n).map_err(|e| {
+            format!(
+                "{}: {e}",
+                cfg.suppress
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            )
+        })?;
+    }
+    Ok(p)
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let cfg = config_from(&a)?;
@@ -197,30 +254,30 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         "loaded {} in {:.2} s: {} delegations ({} secure), {} records, serial {}",
         crate::name::to_text(zone.origin()),
         loaded.load_secs,
-        zone.stats.delegations,
-        zone.stats.secure_delegations,
-        zone.stats.records,
+        zone.stats().delegations,
+        zone.stats().secure_delegations,
+        zone.stats().records,
         zone.serial()
     ));
     for w in zone.warnings.iter().take(20) {
         crate::log(&format!("warning: {w}"));
     }
-    if let Some(s) = &loaded.signer {
+    if let Some(d) = &loaded.dnssec {
         crate::log(&format!(
             "DNSSEC: {} NSEC3 records in the chain, {} DNSKEYs, prepared in {:.2} s",
-            s.chain.len(),
-            s.dnskeys().len(),
+            d.chain.len(),
+            d.signer.dnskeys().len(),
             loaded.sign_prep_secs
         ));
     }
-    let suppress_state = suppress::Runtime::open(&cfg, zone)?;
+    let presign = cfg.dnssec.presign;
+    let publisher = Arc::new(publisher_for(&cfg, loaded, true)?);
     let handler_cfg = HandlerConfig {
         max_udp_payload: cfg.server.max_udp_payload,
         identity: cfg.server.identity.clone(),
         version: cfg.server.version.clone(),
     };
-    let (set, splice, serial) = suppress_state.effective(&loaded)?;
-    let svc = Arc::new(Service::new(&loaded, handler_cfg, set, splice, serial)?);
+    let svc = Arc::new(Service::new(publisher.clone(), handler_cfg));
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
         workers: cfg.server.workers,
@@ -236,8 +293,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         cfg.server.workers,
         t0.elapsed().as_secs_f64()
     ));
-    let maint = svc.spawn_maintenance(cfg.dnssec.presign);
-    let _admin = suppress_state.start(svc.clone(), loaded)?;
+    let maint = service::spawn_maintenance(svc.clone(), presign);
+    let _admin = suppress::api::start(&cfg, publisher.clone(), svc.clone())?;
     crate::server::wait_for_signal().map_err(|e| format!("signal handling: {e}"))?;
     crate::log("shutting down");
     svc.stop();
@@ -252,7 +309,7 @@ fn check(a: ServeArgs) -> Result<(), String> {
     let cfg = config_from(&a)?;
     let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
     let zone = &loaded.zone;
-    let st = &zone.stats;
+    let st = zone.stats().clone();
     println!(
         "zone {} serial {}",
         crate::name::to_text(zone.origin()),
@@ -267,19 +324,20 @@ fn check(a: ServeArgs) -> Result<(), String> {
     println!("  empty non-terminals: {}", st.empty_non_terminals);
     println!("  index memory:        {} MiB", zone.heap_bytes() >> 20);
     println!("  load time:           {:.2} s", loaded.load_secs);
-    if let Some(s) = &loaded.signer {
+    if let Some(d) = &loaded.dnssec {
         println!(
             "  DNSSEC:              {} keys, {} NSEC3 records ({:.2} s)",
-            s.dnskeys().len(),
-            s.chain.len(),
+            d.signer.dnskeys().len(),
+            d.chain.len(),
             loaded.sign_prep_secs
         );
     } else {
         println!("  DNSSEC:              off");
     }
-    let state = suppress::Runtime::open(&cfg, zone)?;
-    println!("  suppressions:        {}", state.len());
-    for w in &zone.warnings {
+    let warnings = zone.warnings.clone();
+    let p = publisher_for(&cfg, loaded, false)?;
+    println!("  suppressions:        {}", p.list().1.len());
+    for w in &warnings {
         println!("warning: {w}");
     }
     println!("ok ({:.2} s)", t0.elapsed().as_secs_f64());

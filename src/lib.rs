@@ -7,7 +7,8 @@
 //! - [`dnssec`]: keys, NSEC3 chain, signatures made once and cached;
 //! - [`suppress`]: the live suppression list (Revoke+), its file, audit log and admin API;
 //! - [`server`]: UDP/TCP transport on tokio;
-//! - [`service`]: the current snapshot and how it is swapped;
+//! - [`publish`]: the publisher, the one writer of zone versions;
+//! - [`service`]: loading, the transport's view of the publisher, background work;
 //! - [`config`], [`cli`]: configuration file and command line.
 
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod dnssec;
 pub mod handler;
 pub mod keys;
 pub mod name;
+pub mod publish;
 pub mod server;
 pub mod service;
 pub mod suppress;

@@ -189,6 +189,26 @@ impl Key {
         }
     }
 
+    /// Set the key from canonical key bytes (as [`Key::as_bytes`] gives them).
+    pub fn set_key(&mut self, key: &[u8]) {
+        let n = key.len().min(MAX_KEY_LEN);
+        self.buf[..n].copy_from_slice(&key[..n]);
+        self.len = n;
+        self.labels = 0;
+        let mut i = 0;
+        while i < n {
+            match key[i] {
+                0 if self.labels < MAX_LABELS => {
+                    self.ends[self.labels] = (i + 1) as u16;
+                    self.labels += 1;
+                }
+                1 => i += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+
     /// The whole key.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]

@@ -1,27 +1,26 @@
-//! The running zone service: the current snapshot, how it is built and swapped.
+//! The running zone service: loading, the transport's view of the publisher, background work.
 //!
-//! Owns the one mutable thing in the server: an `ArcSwap` holding the current
-//! [`Snapshot`]. Readers (the transport workers) load it without locking;
-//! writers (start-up, suppression changes, signature refresh) build the next
-//! snapshot off the query path and store it in one step, under a mutex that
-//! orders writers only.
+//! [`load`] reads and checks the zone and keys; [`Service`] is what the
+//! transport calls (it answers from the publisher's current snapshot without
+//! locking); [`spawn_maintenance`] runs the background work: the coarse clock,
+//! the start-up signing pass, and submitting expiries to the publisher.
 
 use crate::config::Config;
-use crate::dnssec::{self, chain::Splice, Signed, Signer};
-use crate::handler::{self, HandlerConfig, Snapshot};
-use crate::suppress::Suppressions;
-use crate::zone::{self, Zone};
-use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use crate::dnssec::{self, Dnssec, Signer};
+use crate::handler::{self, HandlerConfig};
+use crate::publish::change::Change;
+use crate::publish::{self, Publisher};
+use crate::zone::{self, NodeRef, SetRef, Zone, APEX_SHARD};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A loaded zone with its signer, ready to make snapshots from.
+/// A loaded zone with its DNSSEC part, ready for a publisher.
 pub struct Loaded {
-    /// The zone index.
-    pub zone: Arc<Zone>,
-    /// The signer, when DNSSEC is enabled.
-    pub signer: Option<Arc<Signer>>,
+    /// The zone.
+    pub zone: Zone,
+    /// The DNSSEC part (chain built, signatures empty), when signing.
+    pub dnssec: Option<Dnssec>,
     /// Seconds spent loading the zone file.
     pub load_secs: f64,
     /// Seconds spent preparing DNSSEC (keys, NSEC3 chain).
@@ -31,149 +30,66 @@ pub struct Loaded {
 /// Load the zone and keys named by a configuration, checking everything.
 pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<Loaded, String> {
     let t0 = Instant::now();
-    let zone = zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
+    let mut zone =
+        zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
     let load_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let signer = if cfg.dnssec.enabled {
+    let dnssec = if cfg.dnssec.enabled {
         let keys = match keys {
             Some(k) => k,
             None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
         };
-        Some(Arc::new(Signer::new(&zone, keys, cfg.policy()).map_err(
-            |e| format!("{}: {e}", cfg.dnssec.key_dir.display()),
-        )?))
+        let signer = Signer::new(zone.origin(), keys, cfg.policy())
+            .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
+        Some(publish::initial_dnssec(&mut zone, Arc::new(signer))?)
     } else {
         None
     };
     Ok(Loaded {
-        zone: Arc::new(zone),
-        signer,
+        zone,
+        dnssec,
         load_secs,
         sign_prep_secs: t1.elapsed().as_secs_f64(),
     })
 }
 
-/// The service the transport calls: the current snapshot plus handler settings.
+/// The service the transport calls.
 pub struct Service {
-    current: ArcSwap<Snapshot>,
+    /// The publisher (owner of the served version).
+    pub publisher: Arc<Publisher>,
     handler_cfg: HandlerConfig,
-    write_lock: Mutex<()>,
-    stop: AtomicBool,
+    /// Whether every RRset of the served version is signed (set by the start-up pass).
+    pub fully_signed: AtomicBool,
+    /// Signatures made by the start-up pass.
+    pub presigned: AtomicUsize,
 }
 
 impl Service {
-    /// A service answering from a loaded zone with a suppression set.
-    pub fn new(
-        loaded: &Loaded,
-        handler_cfg: HandlerConfig,
-        suppressions: Suppressions,
-        splice: Splice,
-        serial: u32,
-    ) -> Result<Service, String> {
-        let snap = make_snapshot(
-            loaded.zone.clone(),
-            loaded.signer.clone(),
-            suppressions,
-            splice,
-            serial,
-        )?;
-        Ok(Service {
-            current: ArcSwap::from_pointee(snap),
+    /// A service answering from a publisher.
+    pub fn new(publisher: Arc<Publisher>, handler_cfg: HandlerConfig) -> Service {
+        Service {
+            publisher,
             handler_cfg,
-            write_lock: Mutex::new(()),
-            stop: AtomicBool::new(false),
-        })
-    }
-
-    /// The snapshot in force.
-    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.current.load()
-    }
-
-    /// Replace the snapshot (callers build it with [`make_snapshot`]); returns the old one.
-    pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
-        self.current.swap(Arc::new(next))
-    }
-
-    /// Lock that orders writers (suppression changes, reloads).
-    pub fn writer(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
+            fully_signed: AtomicBool::new(false),
+            presigned: AtomicUsize::new(0),
+        }
     }
 
     /// Answer one message (sans-IO).
     pub fn answer_bytes(&self, query: &[u8], tcp: bool, out: &mut Vec<u8>) -> bool {
-        let snap = self.current.load();
+        let snap = self.publisher.snapshot();
         handler::handle(&snap, &self.handler_cfg, query, tcp, out)
-    }
-
-    /// Ask background tasks to stop.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Whether a stop was asked for.
     pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.publisher.stopping()
     }
 
-    /// Start the background maintenance thread: coarse clock, signing ahead, refresh.
-    pub fn spawn_maintenance(self: &Arc<Self>, presign: bool) -> std::thread::JoinHandle<()> {
-        let me = self.clone();
-        std::thread::Builder::new()
-            .name("belfry-maint".into())
-            .spawn(move || me.maintenance(presign))
-            .expect("spawning the maintenance thread at start-up")
+    /// Ask background work to stop.
+    pub fn stop(&self) {
+        self.publisher.stop();
     }
-
-    fn maintenance(&self, presign: bool) {
-        let mut next_sweep = Instant::now();
-        while !self.stopping() {
-            dnssec::tick();
-            let snap = self.current.load_full();
-            if let Some(signed) = snap.dnssec.as_ref() {
-                if Instant::now() >= next_sweep {
-                    let t = Instant::now();
-                    match signed.signer.refresh_all(&snap.zone, &self.stop, presign) {
-                        Ok(n) if n > 0 => crate::log(&format!(
-                            "signed {n} RRsets in {:.1} s",
-                            t.elapsed().as_secs_f64()
-                        )),
-                        Ok(_) => {}
-                        Err(e) => crate::log(&format!("signing failed: {e}")),
-                    }
-                    if let Err(e) = signed.refresh_soa(&snap.zone) {
-                        crate::log(&format!("signing the SOA failed: {e}"));
-                    }
-                    let period = (signed.signer.policy().refresh / 4).clamp(1, 60);
-                    next_sweep = Instant::now() + Duration::from_secs(period as u64);
-                }
-            }
-            drop(snap);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-/// Build a snapshot (signing the SOA for `serial` when the zone is signed).
-pub fn make_snapshot(
-    zone: Arc<Zone>,
-    signer: Option<Arc<Signer>>,
-    suppressions: Suppressions,
-    splice: Splice,
-    serial: u32,
-) -> Result<Snapshot, String> {
-    let dnssec = match signer {
-        Some(s) => Some(Arc::new(
-            Signed::new(s, &zone, serial, Arc::new(splice)).map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
-    Ok(Snapshot {
-        zone,
-        dnssec,
-        suppressions: Arc::new(suppressions),
-        serial,
-    })
 }
 
 impl crate::server::Answerer for Service {
@@ -186,4 +102,224 @@ impl crate::server::Answerer for Service {
     ) -> bool {
         self.answer_bytes(query, transport == crate::server::Transport::Tcp, out)
     }
+}
+
+/// Sign every RRset and NSEC3 record of a version that has no signature yet,
+/// on `threads` threads; returns the signatures made (stops early on `stop`).
+pub fn sign_missing(
+    snap: &handler::Snapshot,
+    threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<usize, dnssec::SignError> {
+    let Some(d) = snap.dnssec.as_deref() else {
+        return Ok(0);
+    };
+    let zone = &*snap.zone;
+    let mut made = 0;
+    // The apex first: SOA, DNSKEY, NSEC3PARAM are what a resolver asks first.
+    for kind in [dnssec::ApexExtra::Dnskey, dnssec::ApexExtra::Nsec3Param] {
+        let slot = match kind {
+            dnssec::ApexExtra::Dnskey => &d.apex.dnskey,
+            dnssec::ApexExtra::Nsec3Param => &d.apex.nsec3param,
+        };
+        if slot.load().is_none() {
+            let s = match kind {
+                dnssec::ApexExtra::Dnskey => d.signer.sign_dnskey()?,
+                dnssec::ApexExtra::Nsec3Param => d.signer.sign_nsec3param()?,
+            };
+            slot.store(Some(Arc::new(s)));
+            made += 1;
+        }
+    }
+    made += sign_shard(d, zone.apex_shard(), APEX_SHARD)?;
+    let next = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    let failed: std::sync::Mutex<Option<dnssec::SignError>> = std::sync::Mutex::new(None);
+    let work = || loop {
+        if stop() {
+            return;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= zone::SHARDS {
+            return;
+        }
+        match sign_shard(d, zone.shard(i), i as u32) {
+            Ok(n) => {
+                total.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.max(1) {
+            s.spawn(work);
+        }
+        work();
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    made += total.load(Ordering::Relaxed);
+    // NSEC3 records, chain shard by chain shard.
+    let next = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    let failed: std::sync::Mutex<Option<dnssec::SignError>> = std::sync::Mutex::new(None);
+    let work = || loop {
+        if stop() {
+            return;
+        }
+        let s = next.fetch_add(1, Ordering::Relaxed);
+        if s >= dnssec::chain::CHAIN_SHARDS {
+            return;
+        }
+        for pos in d.chain.positions_in(s) {
+            if d.chain.slot(pos).load().is_some() {
+                continue;
+            }
+            match d.signer.sign_nsec3(&d.chain, pos, d.nsec3_ttl) {
+                Ok(sig) => {
+                    d.chain.slot(pos).store(Some(Arc::new(sig)));
+                    total.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return;
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads.max(1) {
+            s.spawn(work);
+        }
+        work();
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(made + total.load(Ordering::Relaxed))
+}
+
+fn sign_shard(d: &Dnssec, sh: &zone::ZShard, no: u32) -> Result<usize, dnssec::SignError> {
+    let Some(sigs) = sh.sigs.as_ref() else {
+        return Ok(0);
+    };
+    let mut made = 0;
+    for (node, set) in sh.data.node_rrsets() {
+        let flags = sh.data.node(node).flags;
+        if !dnssec::sigs::signable(flags, sh.data.rrset(set).rtype) {
+            continue;
+        }
+        if sigs.slot(set).load().is_some() {
+            continue;
+        }
+        let n = NodeRef {
+            sh,
+            shard_no: no,
+            idx: node,
+        };
+        let s = d.signer.sign_set(n, SetRef { sh, idx: set })?;
+        sigs.slot(set).store(Some(Arc::new(s)));
+        made += 1;
+    }
+    Ok(made)
+}
+
+/// Start the background thread: coarse clock, start-up signing pass, expiries.
+pub fn spawn_maintenance(svc: Arc<Service>, presign: bool) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("belfry-maint".into())
+        .spawn(move || maintenance(&svc, presign))
+        .expect("spawning the maintenance thread at start-up")
+}
+
+fn maintenance(svc: &Service, presign: bool) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut signed_serial: Option<u32> = None;
+    let mut next_resign = Instant::now();
+    while !svc.stopping() {
+        dnssec::tick();
+        let snap = svc.publisher.snapshot_full();
+        if let Some(d) = snap.dnssec.as_deref() {
+            if Instant::now() >= next_resign && svc.fully_signed.load(Ordering::Relaxed) {
+                match svc.publisher.apply(Change::Resign, "belfry", None) {
+                    Ok(o) => crate::log(&format!(
+                        "re-signed {} signatures due for refresh (serial {})",
+                        o.signatures, o.serial
+                    )),
+                    Err(crate::publish::change::ChangeError::Unchanged) => {}
+                    Err(e) => crate::log(&format!("re-signing failed: {e}")),
+                }
+                let period = (d.signer.policy().refresh / 4).clamp(1, 60);
+                next_resign = Instant::now() + Duration::from_secs(period as u64);
+            }
+        }
+        if presign && snap.dnssec.is_some() && signed_serial != Some(snap.serial) {
+            let t = Instant::now();
+            match sign_missing(&snap, threads, &|| svc.stopping()) {
+                Ok(n) => {
+                    if n > 0 {
+                        crate::log(&format!(
+                            "signed {n} RRsets and NSEC3 records in {:.1} s",
+                            t.elapsed().as_secs_f64()
+                        ));
+                    }
+                    svc.presigned.fetch_add(n, Ordering::Relaxed);
+                    if !svc.stopping() {
+                        signed_serial = Some(snap.serial);
+                        svc.fully_signed.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => crate::log(&format!("signing failed: {e}")),
+            }
+        }
+        drop(snap);
+        // Lift suppressions whose time has come.
+        let now = publish::now_secs();
+        let (_, list) = svc.publisher.list();
+        let due: Vec<Vec<u8>> = list
+            .iter()
+            .filter(|s| s.expires.is_some_and(|t| t <= now))
+            .map(|s| s.name.clone())
+            .collect();
+        if !due.is_empty() {
+            match svc
+                .publisher
+                .apply(Change::Expire { names: due }, "belfry", None)
+            {
+                Ok(o) => crate::log(&format!(
+                    "suppressions expired: {:?} (serial {})",
+                    o.removed, o.serial
+                )),
+                Err(e) => crate::log(&format!("expiring suppressions failed: {e}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A served version of a zone with no suppressions (for tests, benches and tools).
+pub fn snapshot_of(
+    mut zone: Zone,
+    signer: Option<Signer>,
+) -> Result<Arc<handler::Snapshot>, String> {
+    let dnssec = match signer {
+        Some(s) => Some(publish::initial_dnssec(&mut zone, Arc::new(s))?),
+        None => None,
+    };
+    let serial = zone.serial();
+    let p = Publisher::new(
+        zone,
+        dnssec,
+        Vec::new(),
+        serial,
+        publish::Settings::default(),
+        publish::Sinks::default(),
+    )?;
+    Ok(p.snapshot_full())
 }

@@ -11,7 +11,7 @@ use belfry::wire::Rtype;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-fn snapshot() -> belfry::handler::Snapshot {
+fn snapshot() -> Arc<belfry::handler::Snapshot> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc5155-example.zone");
     let zone = belfry::zone::load_file(&path, b"\x07example\x00").unwrap();
@@ -25,16 +25,8 @@ fn snapshot() -> belfry::handler::Snapshot {
         },
         ..Policy::default()
     };
-    let signer = Signer::new(&zone, vec![key], policy).unwrap();
-    let serial = zone.serial();
-    belfry::service::make_snapshot(
-        Arc::new(zone),
-        Some(Arc::new(signer)),
-        Default::default(),
-        Default::default(),
-        serial,
-    )
-    .unwrap()
+    let signer = Signer::new(zone.origin(), vec![key], policy).unwrap();
+    belfry::service::snapshot_of(zone, Some(signer)).unwrap()
 }
 
 fn ask(s: &belfry::handler::Snapshot, name: &str, t: Rtype) -> Message {

@@ -28,7 +28,8 @@ fn referral_with_glue_and_ds() {
     );
     let auth = section(&out, "AUTHORITY");
     assert_eq!(auth.iter().filter(|r| r.1 == "NS").count(), 2, "{out}");
-    assert_eq!(auth.iter().filter(|r| r.1 == "DS").count(), 1, "{out}");
+    // RFC 3225 §3: no DS without DO.
+    assert_eq!(auth.iter().filter(|r| r.1 == "DS").count(), 0, "{out}");
     let add = section(&out, "ADDITIONAL");
     assert!(
         add.iter().any(|r| r.0 == "ns1.glued.be." && r.1 == "A"),

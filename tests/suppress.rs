@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+fn validated(out: &str) -> bool {
+    out.contains("fully validated") && !out.contains("resolution failed")
+}
+
 fn ok(o: &std::process::Output) -> String {
     let text = format!(
         "{}{}",
@@ -46,10 +50,18 @@ fn remove(s: &Server, domains: &[&str]) {
 /// Names of the chain neighbours (predecessor, successor) of a secure delegation.
 fn chain_neighbours(s: &Server, name: &str) -> (String, String) {
     let zone = belfry::zone::load_file(&s.dir.0.join("be.zone"), &wire("be.")).unwrap();
-    let chain = Chain::build(&zone, Default::default()).unwrap();
-    let i = chain.find(&nsec3_hash(&wire(name), &[], 0)).unwrap();
-    let n = chain.len() as u32;
-    let text = |k: u32| belfry::name::to_text(&zone.node_name(chain.node(k)));
+    let chain = Chain::build(
+        &zone,
+        Default::default(),
+        &belfry::publish::edit::APEX_EXTRA,
+    )
+    .unwrap();
+    let all: Vec<_> = chain.positions().collect();
+    let h = nsec3_hash(&wire(name), &[], 0);
+    let i = all.iter().position(|&p| chain.hash(p) == &h).unwrap();
+    let n = all.len();
+    let text =
+        |k: usize| belfry::name::to_text(&belfry::zone::key_to_wire(chain.owner_key(all[k])));
     (text((i + n - 1) % n), text((i + 1) % n))
 }
 
@@ -96,7 +108,20 @@ fn suppressed_domains_answer_signed_nxdomain_with_ede() {
                 .any(|r| r.0 == "ns1.glued.be."),
         "{out}"
     );
-    assert_eq!(status(&s.dig("ns1.glued.be A")), "NXDOMAIN");
+    // Served as if the delegation were withdrawn: the host another domain needs
+    // stays answerable (signed, authoritative), the domain itself is an empty
+    // non-terminal with the EDE, and a host nobody else uses is gone.
+    let out = s.dig("+dnssec ns1.glued.be A");
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(flags(&out).contains(&"aa".to_string()), "{out}");
+    assert!(section(&out, "ANSWER").iter().any(|r| r.1 == "A"), "{out}");
+    assert!(validated(&s.delv("ns1.glued.be A")));
+    let out = s.dig("glued.be A");
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(out.contains("EDE: 15 (Blocked)"), "{out}");
+    assert!(section(&out, "ANSWER").is_empty(), "{out}");
+    assert_eq!(status(&s.dig("ns2.glued.be A")), "NXDOMAIN");
+    assert_eq!(status(&s.dig("www.glued.be A")), "NXDOMAIN");
     // The serial moved on.
     let serial1 = s.udp("be.", Rtype::SOA, false).answer[0].rdata.clone();
     assert_ne!(serial0, serial1);

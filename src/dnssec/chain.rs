@@ -1,20 +1,28 @@
-//! The NSEC3 chain (RFC 5155): hashed owner names in hash order, built once at load.
+//! The NSEC3 chain (RFC 5155): hashed owner names in hash order, with their signatures.
 //!
 //! With opt-out (RFC 5155 §6) the chain holds the apex, every other
 //! authoritative name (empty non-terminals included) and every *secure*
-//! delegation; insecure delegations and glue are left out. "Which NSEC3
-//! matches or covers this hash" is a binary search over a flat array of
-//! 20-byte hashes.
+//! delegation; insecure delegations and glue are left out.
 //!
-//! A chain never changes after it is built; removing a hash (a suppressed
-//! secure delegation) is done by [`Splice`], a small overlay that a snapshot
-//! carries next to the shared chain.
+//! The chain is cut into [`CHAIN_SHARDS`] shards by the first 12 bits of the
+//! hash, each an immutable sorted array with one signature slot per record.
+//! "Which NSEC3 matches or covers this hash" is a binary search in one small
+//! shard. A change ([`Chain::apply`]) rebuilds the shards it touches (and the
+//! one before, whose last record's "next hashed owner" may change), keeps every
+//! signature whose record did not change, and says which records need one.
 
 use super::nsec3hash::nsec3_hash;
+use super::{SigSet, Slot};
 use crate::wire::Rtype;
-use crate::zone::{Zone, APEX, BELOW_CUT, DELEGATION, SECURE};
-use std::collections::{BTreeSet, HashMap};
+use crate::zone::{NodeRef, Zone, APEX, BELOW_CUT, DELEGATION, SECURE};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+/// Bits of the chain shard number (the first bits of the hash).
+pub const CHAIN_SHARD_BITS: u32 = 12;
+/// Number of chain shards.
+pub const CHAIN_SHARDS: usize = 1 << CHAIN_SHARD_BITS;
 
 /// NSEC3 parameters (RFC 5155 §3.1, §4.1; RFC 9276 defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,22 +45,20 @@ impl Default for Nsec3Params {
     }
 }
 
-/// The NSEC3 chain of a zone.
-pub struct Chain {
-    /// Parameters used to hash.
-    pub params: Nsec3Params,
-    hashes: Vec<[u8; 20]>,
-    /// `index[p]` = first entry whose hash starts with a 16-bit prefix >= p (65,537 entries):
-    /// a search touches one small slice of `hashes` instead of the whole array.
-    index: Vec<u32>,
-    /// Zone node of each entry.
-    nodes: Vec<u32>,
-    bitmap_off: Vec<u32>,
-    bitmaps: Vec<u8>,
-    /// Chain index of the apex.
-    pub apex: u32,
-    /// Hash of `*.<origin>`.
-    pub apex_wildcard_hash: [u8; 20],
+impl Nsec3Params {
+    /// The NSEC3PARAM RDATA for the apex (flags 0, RFC 5155 §4.1.2).
+    pub fn param_rdata(&self) -> Vec<u8> {
+        let mut v = vec![1, 0];
+        v.extend_from_slice(&self.iterations.to_be_bytes());
+        v.push(self.salt.len() as u8);
+        v.extend_from_slice(&self.salt);
+        v
+    }
+
+    /// Hash of a lowercase wire name.
+    pub fn hash(&self, lower_wire: &[u8]) -> [u8; 20] {
+        nsec3_hash(lower_wire, &self.salt, self.iterations)
+    }
 }
 
 /// Hash collision or other reason the chain cannot be built.
@@ -94,29 +100,20 @@ pub fn type_bitmap(types: &[u16], out: &mut Vec<u8>) {
     flush(window, &bits, used, out);
 }
 
-/// Types present at a node as its NSEC3 record lists them (signed zone view).
-pub fn node_types(zone: &Zone, node: u32) -> Vec<u16> {
-    let mut types = Vec::new();
-    node_types_into(zone, node, &mut types);
-    types
-}
-
-/// [`node_types`] into a reused buffer.
-pub fn node_types_into(zone: &Zone, node: u32, types: &mut Vec<u16>) {
-    let n = zone.node(node);
+/// Types present at a node as its NSEC3 record lists them (signed zone view);
+/// `extra_apex` are the types the signer adds at the apex (DNSKEY, NSEC3PARAM, CDS...).
+pub fn node_types_into(node: NodeRef<'_>, extra_apex: &[Rtype], types: &mut Vec<u16>) {
+    let f = node.flags();
     types.clear();
-    types.extend(zone.rrsets(node).iter().map(|s| s.rtype.0));
-    if n.flags & APEX != 0 {
-        types.push(Rtype::DNSKEY.0);
-        types.push(Rtype::NSEC3PARAM.0);
+    types.extend(node.rrsets().map(|s| s.rtype().0));
+    if f & APEX != 0 {
+        types.extend(extra_apex.iter().map(|t| t.0));
     }
-    let signed = n.flags & APEX != 0
-        || n.flags & SECURE != 0
-        || (n.flags & DELEGATION == 0 && !types.is_empty());
+    let signed = f & APEX != 0 || f & SECURE != 0 || (f & DELEGATION == 0 && !types.is_empty());
     if signed {
         types.push(Rtype::RRSIG.0);
     }
-    if n.flags & DELEGATION != 0 {
+    if f & DELEGATION != 0 {
         // Glue at a delegation point is not authoritative data.
         types.retain(|&t| t == Rtype::NS.0 || t == Rtype::DS.0 || t == Rtype::RRSIG.0);
     }
@@ -124,238 +121,627 @@ pub fn node_types_into(zone: &Zone, node: u32, types: &mut Vec<u16>) {
     types.dedup();
 }
 
-impl Chain {
-    /// Build the chain for a zone.
-    pub fn build(zone: &Zone, params: Nsec3Params) -> Result<Chain, ChainError> {
-        // Hash on two threads: this is most of the chain's build time.
-        let n = zone.node_count() as u32;
-        let wanted = |node: u32| {
-            let f = zone.node(node).flags;
-            f & BELOW_CUT == 0 && !(f & DELEGATION != 0 && f & SECURE == 0 && params.opt_out)
-        };
-        let hash_range = |lo: u32, hi: u32| -> Vec<([u8; 20], u32)> {
-            let mut v = Vec::with_capacity(((hi - lo) / 2) as usize);
-            let mut buf = [0u8; 256];
-            for node in lo..hi {
-                if wanted(node) {
-                    let len = crate::zone::key_to_wire_buf(zone.node_key(node), &mut buf);
-                    v.push((
-                        nsec3_hash(&buf[..len], &params.salt, params.iterations),
-                        node,
-                    ));
-                }
-            }
-            v
-        };
-        let mid = n / 2;
-        let mut entries = std::thread::scope(|s| {
-            let upper = s.spawn(|| hash_range(mid, n));
-            let mut lower = hash_range(0, mid);
-            let mut u = upper.join().ok()?;
-            lower.append(&mut u);
-            Some(lower)
-        })
-        .ok_or_else(|| ChainError("the NSEC3 hashing thread failed".into()))?;
-        entries.sort_unstable_by_key(|e| e.0);
-        for pair in entries.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                return Err(ChainError(format!(
-                    "NSEC3 hash collision between {} and {}: choose another salt",
-                    crate::name::to_text(&zone.node_name(pair[0].1)),
-                    crate::name::to_text(&zone.node_name(pair[1].1))
-                )));
-            }
-        }
-        let mut hashes = Vec::with_capacity(entries.len());
-        let mut nodes = Vec::with_capacity(entries.len());
-        let mut bitmap_off = Vec::with_capacity(entries.len() + 1);
-        let mut bitmaps = Vec::new();
-        let mut apex = 0u32;
-        let mut types = Vec::with_capacity(16);
-        for (i, (h, node)) in entries.iter().enumerate() {
-            if *node == zone.apex() {
-                apex = i as u32;
-            }
-            hashes.push(*h);
-            nodes.push(*node);
-            bitmap_off.push(bitmaps.len() as u32);
-            node_types_into(zone, *node, &mut types);
-            type_bitmap(&types, &mut bitmaps);
-        }
-        bitmap_off.push(bitmaps.len() as u32);
-        let mut index = Vec::with_capacity(65537);
-        let mut j = 0usize;
-        for p in 0..=65536usize {
-            while j < hashes.len() && ((hashes[j][0] as usize) << 8 | hashes[j][1] as usize) < p {
-                j += 1;
-            }
-            index.push(j as u32);
-        }
-        let mut wc = vec![1u8, b'*'];
-        wc.extend_from_slice(zone.origin());
-        let apex_wildcard_hash = nsec3_hash(&wc, &params.salt, params.iterations);
-        Ok(Chain {
-            params,
-            hashes,
-            index,
-            nodes,
-            bitmap_off,
-            bitmaps,
-            apex,
-            apex_wildcard_hash,
-        })
+/// Whether a node has an NSEC3 record of its own.
+pub fn in_chain(node: NodeRef<'_>, params: &Nsec3Params) -> bool {
+    let f = node.flags();
+    f & BELOW_CUT == 0 && !(f & DELEGATION != 0 && f & SECURE == 0 && params.opt_out)
+}
+
+/// What the chain holds for one name: its hash, type bitmap and canonical key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// NSEC3 hash of the owner.
+    pub hash: [u8; 20],
+    /// Type bitmap (RFC 4034 §4.1.2 form).
+    pub bitmap: Vec<u8>,
+    /// Canonical key of the original owner name.
+    pub key: Vec<u8>,
+}
+
+/// The chain member for a zone node, or `None` when the node has no NSEC3 record.
+pub fn member_of(node: NodeRef<'_>, params: &Nsec3Params, extra_apex: &[Rtype]) -> Option<Member> {
+    if !in_chain(node, params) {
+        return None;
+    }
+    let mut types = Vec::with_capacity(8);
+    node_types_into(node, extra_apex, &mut types);
+    let mut bitmap = Vec::with_capacity(12);
+    type_bitmap(&types, &mut bitmap);
+    Some(Member {
+        hash: params.hash(&node.name()),
+        bitmap,
+        key: node.key().to_vec(),
+    })
+}
+
+/// A record's place in the chain: shard and index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChainPos {
+    /// Chain shard.
+    pub shard: u16,
+    /// Index in the shard.
+    pub idx: u32,
+}
+
+impl ChainPos {
+    /// Packed into 32 bits (for caches): shard in the top 12 bits.
+    pub fn pack(self) -> u32 {
+        ((self.shard as u32) << 20) | (self.idx & 0xF_FFFF)
     }
 
-    /// Number of NSEC3 records.
+    /// From [`ChainPos::pack`].
+    pub fn unpack(v: u32) -> ChainPos {
+        ChainPos {
+            shard: (v >> 20) as u16,
+            idx: v & 0xF_FFFF,
+        }
+    }
+}
+
+/// One shard of the chain: records whose hash starts with one 12-bit prefix.
+pub struct ChainShard {
+    hashes: Vec<[u8; 20]>,
+    /// (offset, length) of each record's bitmap, then of its owner key, in `arena`.
+    spans: Vec<[u32; 4]>,
+    arena: Vec<u8>,
+    /// The next hashed owner of the last record: the first hash of the next non-empty shard.
+    next_of_last: [u8; 20],
+    sigs: Box<[Slot]>,
+}
+
+impl ChainShard {
+    fn empty() -> ChainShard {
+        ChainShard {
+            hashes: Vec::new(),
+            spans: Vec::new(),
+            arena: Vec::new(),
+            next_of_last: [0; 20],
+            sigs: Box::new([]),
+        }
+    }
+
+    fn from_members(members: &[&Member], next_of_last: [u8; 20]) -> ChainShard {
+        let mut s = ChainShard {
+            hashes: Vec::with_capacity(members.len()),
+            spans: Vec::with_capacity(members.len()),
+            arena: Vec::new(),
+            next_of_last,
+            sigs: (0..members.len()).map(|_| Slot::empty()).collect(),
+        };
+        for m in members {
+            s.hashes.push(m.hash);
+            let b = s.arena.len() as u32;
+            s.arena.extend_from_slice(&m.bitmap);
+            let k = s.arena.len() as u32;
+            s.arena.extend_from_slice(&m.key);
+            s.spans
+                .push([b, m.bitmap.len() as u32, k, m.key.len() as u32]);
+        }
+        s
+    }
+
+    fn member(&self, i: usize) -> Member {
+        let sp = self.spans[i];
+        Member {
+            hash: self.hashes[i],
+            bitmap: self.arena[sp[0] as usize..(sp[0] + sp[1]) as usize].to_vec(),
+            key: self.arena[sp[2] as usize..(sp[2] + sp[3]) as usize].to_vec(),
+        }
+    }
+
+    /// Number of records.
     pub fn len(&self) -> usize {
         self.hashes.len()
     }
 
-    /// Whether the chain is empty.
+    /// Whether the shard has no record.
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
+}
 
-    /// The hash of entry `i`.
-    pub fn hash(&self, i: u32) -> &[u8; 20] {
-        &self.hashes[i as usize]
+static CHAIN_VERSION: AtomicU32 = AtomicU32::new(1);
+
+/// The NSEC3 chain of one zone version.
+pub struct Chain {
+    /// Parameters used to hash.
+    pub params: Nsec3Params,
+    shards: Vec<Arc<ChainShard>>,
+    /// For each shard, the nearest non-empty shard at or before it (wrapping).
+    prev: Box<[u16]>,
+    len: usize,
+    /// A number that differs between any two chains a process builds (for caches).
+    pub version: u32,
+    /// Hash of the apex.
+    pub apex_hash: [u8; 20],
+    /// Hash of `*.<origin>`.
+    pub apex_wildcard_hash: [u8; 20],
+}
+
+fn shard_of_hash(h: &[u8; 20]) -> usize {
+    ((h[0] as usize) << 4) | (h[1] as usize >> 4)
+}
+
+/// Records added or replaced, and hashes removed, in one change of the chain.
+#[derive(Clone, Debug, Default)]
+pub struct ChainDelta {
+    /// Records to add, or to replace (same hash, new bitmap).
+    pub upsert: Vec<Member>,
+    /// Hashes to remove.
+    pub remove: Vec<[u8; 20]>,
+}
+
+impl ChainDelta {
+    /// Whether the delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.remove.is_empty()
+    }
+}
+
+impl Chain {
+    /// Build the chain of a zone (hashing on all cores).
+    pub fn build(
+        zone: &Zone,
+        params: Nsec3Params,
+        extra_apex: &[Rtype],
+    ) -> Result<Chain, ChainError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let shards: Vec<usize> = (0..crate::zone::SHARDS).collect();
+        let per: Vec<Vec<Member>> = crate::zone::build::par_map(shards, threads, |i| {
+            let sh = zone.shard(i);
+            (0..sh.data.node_count() as u32)
+                .filter_map(|idx| {
+                    member_of(
+                        NodeRef {
+                            sh,
+                            shard_no: i as u32,
+                            idx,
+                        },
+                        &params,
+                        extra_apex,
+                    )
+                })
+                .collect()
+        });
+        let mut members: Vec<Member> = per.into_iter().flatten().collect();
+        if let Some(m) = member_of(zone.apex(), &params, extra_apex) {
+            members.push(m);
+        }
+        members.sort_unstable_by_key(|a| a.hash);
+        for pair in members.windows(2) {
+            if pair[0].hash == pair[1].hash {
+                return Err(ChainError(format!(
+                    "NSEC3 hash collision between {} and {}: choose another salt",
+                    crate::name::to_text(&crate::zone::key_to_wire(&pair[0].key)),
+                    crate::name::to_text(&crate::zone::key_to_wire(&pair[1].key))
+                )));
+            }
+        }
+        Ok(Chain::from_sorted(params, zone.origin(), &members))
     }
 
-    /// The zone node of entry `i`.
-    pub fn node(&self, i: u32) -> u32 {
-        self.nodes[i as usize]
+    /// A chain from members sorted by hash (no duplicates).
+    pub fn from_sorted(params: Nsec3Params, origin: &[u8], members: &[Member]) -> Chain {
+        let mut groups: Vec<Vec<&Member>> = (0..CHAIN_SHARDS).map(|_| Vec::new()).collect();
+        for m in members {
+            groups[shard_of_hash(&m.hash)].push(m);
+        }
+        let firsts: Vec<Option<[u8; 20]>> =
+            groups.iter().map(|g| g.first().map(|m| m.hash)).collect();
+        let nexts = next_of_lasts(&firsts);
+        let shards: Vec<Arc<ChainShard>> = groups
+            .iter()
+            .zip(nexts)
+            .map(|(g, n)| {
+                if g.is_empty() {
+                    Arc::new(ChainShard::empty())
+                } else {
+                    Arc::new(ChainShard::from_members(g, n))
+                }
+            })
+            .collect();
+        Chain::assemble(params, origin, shards)
     }
 
-    /// The type bitmap of entry `i`.
-    pub fn bitmap(&self, i: u32) -> &[u8] {
-        &self.bitmaps
-            [self.bitmap_off[i as usize] as usize..self.bitmap_off[i as usize + 1] as usize]
-    }
-
-    /// The slice of entries sharing the first 16 bits of `h`, and where it starts.
-    fn bucket(&self, h: &[u8; 20]) -> (usize, &[[u8; 20]]) {
-        let p = (h[0] as usize) << 8 | h[1] as usize;
-        let (lo, hi) = (self.index[p] as usize, self.index[p + 1] as usize);
-        (lo, &self.hashes[lo..hi])
-    }
-
-    /// Index of the entry with exactly this hash.
-    pub fn find(&self, h: &[u8; 20]) -> Option<u32> {
-        let (lo, b) = self.bucket(h);
-        b.binary_search(h).ok().map(|i| (lo + i) as u32)
-    }
-
-    /// Index of the entry whose interval (own hash, next hash) holds `h`, or that equals it.
-    pub fn cover(&self, h: &[u8; 20]) -> u32 {
-        let (lo, b) = self.bucket(h);
-        let p = lo + b.partition_point(|x| x <= h);
-        if p == 0 {
-            // Below the first hash: the last entry wraps around.
-            (self.hashes.len() - 1) as u32
-        } else {
-            (p - 1) as u32
+    fn assemble(params: Nsec3Params, origin: &[u8], shards: Vec<Arc<ChainShard>>) -> Chain {
+        let mut prev = vec![u16::MAX; CHAIN_SHARDS].into_boxed_slice();
+        let last_nonempty = (0..CHAIN_SHARDS).rev().find(|&i| !shards[i].is_empty());
+        let mut cur = last_nonempty.map(|i| i as u16).unwrap_or(u16::MAX);
+        for (i, p) in prev.iter_mut().enumerate() {
+            if !shards[i].is_empty() {
+                cur = i as u16;
+            }
+            *p = cur;
+        }
+        let len = shards.iter().map(|s| s.len()).sum();
+        let mut wc = vec![1u8, b'*'];
+        wc.extend_from_slice(origin);
+        Chain {
+            apex_hash: params.hash(origin),
+            apex_wildcard_hash: params.hash(&wc),
+            params,
+            shards,
+            prev,
+            len,
+            version: CHAIN_VERSION.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Hand the NSEC3 RDATA of entry `i` whose successor is `next` to `put`, piece by piece.
-    pub fn write_rdata(&self, i: u32, next: u32, mut put: impl FnMut(&[u8])) {
+    /// Number of NSEC3 records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the chain is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn shard(&self, pos: ChainPos) -> &ChainShard {
+        &self.shards[pos.shard as usize]
+    }
+
+    /// The hash of a record.
+    pub fn hash(&self, pos: ChainPos) -> &[u8; 20] {
+        &self.shard(pos).hashes[pos.idx as usize]
+    }
+
+    /// The type bitmap of a record.
+    pub fn bitmap(&self, pos: ChainPos) -> &[u8] {
+        let s = self.shard(pos);
+        let sp = s.spans[pos.idx as usize];
+        &s.arena[sp[0] as usize..(sp[0] + sp[1]) as usize]
+    }
+
+    /// The canonical key of the name a record is for.
+    pub fn owner_key(&self, pos: ChainPos) -> &[u8] {
+        let s = self.shard(pos);
+        let sp = s.spans[pos.idx as usize];
+        &s.arena[sp[2] as usize..(sp[2] + sp[3]) as usize]
+    }
+
+    /// The next hashed owner of a record.
+    pub fn next_hash(&self, pos: ChainPos) -> &[u8; 20] {
+        let s = self.shard(pos);
+        let i = pos.idx as usize;
+        if i + 1 < s.hashes.len() {
+            &s.hashes[i + 1]
+        } else {
+            &s.next_of_last
+        }
+    }
+
+    /// The signature slot of a record.
+    pub fn slot(&self, pos: ChainPos) -> &Slot {
+        &self.shard(pos).sigs[pos.idx as usize]
+    }
+
+    /// The record with exactly this hash.
+    pub fn find(&self, h: &[u8; 20]) -> Option<ChainPos> {
+        let s = shard_of_hash(h);
+        self.shards[s]
+            .hashes
+            .binary_search(h)
+            .ok()
+            .map(|i| ChainPos {
+                shard: s as u16,
+                idx: i as u32,
+            })
+    }
+
+    /// The record whose interval (own hash, next hash) holds `h`, or that equals it.
+    pub fn cover(&self, h: &[u8; 20]) -> ChainPos {
+        let s = shard_of_hash(h);
+        let hs = &self.shards[s].hashes;
+        let p = hs.partition_point(|x| x <= h);
+        if p > 0 {
+            return ChainPos {
+                shard: s as u16,
+                idx: (p - 1) as u32,
+            };
+        }
+        // Below this shard's first hash: the last record of the nearest earlier
+        // non-empty shard (wrapping around to the last shard of the chain).
+        let before = if s == 0 { CHAIN_SHARDS - 1 } else { s - 1 };
+        let q = self.prev[before];
+        let q = if q == u16::MAX { s as u16 } else { q };
+        ChainPos {
+            shard: q,
+            idx: self.shards[q as usize].len().saturating_sub(1) as u32,
+        }
+    }
+
+    /// Hand the NSEC3 RDATA of a record to `put`, piece by piece.
+    pub fn write_rdata(&self, pos: ChainPos, mut put: impl FnMut(&[u8])) {
         let p = &self.params;
         put(&[1, u8::from(p.opt_out)]); // SHA-1, flags
         put(&p.iterations.to_be_bytes());
         put(&[p.salt.len() as u8]);
         put(&p.salt);
         put(&[20]);
-        put(&self.hashes[next as usize]);
-        put(self.bitmap(i));
+        put(self.next_hash(pos));
+        put(self.bitmap(pos));
     }
 
-    /// The NSEC3 RDATA of entry `i` whose successor is `next`, appended to `out`.
-    pub fn rdata(&self, i: u32, next: u32, out: &mut Vec<u8>) {
-        self.write_rdata(i, next, |b| out.extend_from_slice(b));
+    /// The NSEC3 RDATA of a record, appended to `out`.
+    pub fn rdata(&self, pos: ChainPos, out: &mut Vec<u8>) {
+        self.write_rdata(pos, |b| out.extend_from_slice(b));
     }
 
-    /// The NSEC3PARAM RDATA for the apex (flags 0, RFC 5155 §4.1.2).
-    pub fn param_rdata(&self) -> Vec<u8> {
-        let mut v = vec![1, 0];
-        v.extend_from_slice(&self.params.iterations.to_be_bytes());
-        v.push(self.params.salt.len() as u8);
-        v.extend_from_slice(&self.params.salt);
-        v
+    /// Every record, in hash order.
+    pub fn positions(&self) -> impl Iterator<Item = ChainPos> + '_ {
+        self.shards.iter().enumerate().flat_map(|(s, sh)| {
+            (0..sh.len() as u32).map(move |idx| ChainPos {
+                shard: s as u16,
+                idx,
+            })
+        })
+    }
+
+    /// Every record of the given chain shards.
+    pub fn positions_in(&self, shard: usize) -> impl Iterator<Item = ChainPos> + '_ {
+        (0..self.shards[shard].len() as u32).map(move |idx| ChainPos {
+            shard: shard as u16,
+            idx,
+        })
+    }
+
+    /// Whether two chains share a shard object (it did not change).
+    pub fn same_shard(&self, other: &Chain, shard: usize) -> bool {
+        Arc::ptr_eq(&self.shards[shard], &other.shards[shard])
+    }
+
+    /// The next chain after a change; signatures of records whose RDATA did not
+    /// change are kept. Returns the new chain and the records that need a
+    /// signature, or an error on a hash collision.
+    pub fn apply(
+        &self,
+        origin: &[u8],
+        delta: &ChainDelta,
+    ) -> Result<(Chain, Vec<ChainPos>), ChainError> {
+        let mut touched: BTreeMap<usize, Vec<Member>> = BTreeMap::new();
+        let mut removes: BTreeMap<usize, Vec<[u8; 20]>> = BTreeMap::new();
+        for h in &delta.remove {
+            removes.entry(shard_of_hash(h)).or_default().push(*h);
+        }
+        let mut ups: BTreeMap<usize, Vec<&Member>> = BTreeMap::new();
+        for m in &delta.upsert {
+            ups.entry(shard_of_hash(&m.hash)).or_default().push(m);
+        }
+        let keys: Vec<usize> = removes.keys().chain(ups.keys()).copied().collect();
+        for s in keys {
+            if touched.contains_key(&s) {
+                continue;
+            }
+            let old = &self.shards[s];
+            let mut map: BTreeMap<[u8; 20], Member> = (0..old.len())
+                .map(|i| (old.hashes[i], old.member(i)))
+                .collect();
+            for h in removes.get(&s).into_iter().flatten() {
+                map.remove(h);
+            }
+            for m in ups.get(&s).into_iter().flatten() {
+                if let Some(e) = map.get(&m.hash) {
+                    if e.key != m.key {
+                        return Err(ChainError(format!(
+                            "NSEC3 hash collision between {} and {}: choose another salt",
+                            crate::name::to_text(&crate::zone::key_to_wire(&e.key)),
+                            crate::name::to_text(&crate::zone::key_to_wire(&m.key))
+                        )));
+                    }
+                }
+                map.insert(m.hash, (*m).clone());
+            }
+            touched.insert(s, map.into_values().collect());
+        }
+        let mut shards = self.shards.clone();
+        // Firsts of the new chain, to work out every shard's next_of_last.
+        let firsts: Vec<Option<[u8; 20]>> = (0..CHAIN_SHARDS)
+            .map(|i| match touched.get(&i) {
+                Some(v) => v.first().map(|m| m.hash),
+                None => self.shards[i].hashes.first().copied(),
+            })
+            .collect();
+        let nexts = next_of_lasts(&firsts);
+        let mut need = Vec::new();
+        for (&s, members) in &touched {
+            let refs: Vec<&Member> = members.iter().collect();
+            shards[s] = Arc::new(if refs.is_empty() {
+                ChainShard::empty()
+            } else {
+                ChainShard::from_members(&refs, nexts[s])
+            });
+        }
+        // Shards not touched whose last record now has another successor.
+        let mut relinked = Vec::new();
+        for s in 0..CHAIN_SHARDS {
+            if touched.contains_key(&s) || shards[s].is_empty() {
+                continue;
+            }
+            if shards[s].next_of_last != nexts[s] {
+                let old = &shards[s];
+                let members: Vec<Member> = (0..old.len()).map(|i| old.member(i)).collect();
+                let refs: Vec<&Member> = members.iter().collect();
+                let n = ChainShard::from_members(&refs, nexts[s]);
+                relinked.push(s);
+                shards[s] = Arc::new(n);
+            }
+        }
+        let next = Chain::assemble(self.params.clone(), origin, shards);
+        // Carry signatures over where hash, next hash and bitmap are unchanged.
+        for s in touched.keys().copied().chain(relinked) {
+            for pos in next.positions_in(s) {
+                let h = next.hash(pos);
+                let kept = self.find(h).and_then(|old| {
+                    (self.next_hash(old) == next.next_hash(pos)
+                        && self.bitmap(old) == next.bitmap(pos))
+                    .then(|| self.slot(old).load_full())
+                    .flatten()
+                });
+                match kept {
+                    Some(sig) => next.slot(pos).store(Some(sig)),
+                    None => need.push(pos),
+                }
+            }
+        }
+        Ok((next, need))
+    }
+
+    /// A copy sharing every record, with the given records' signatures replaced.
+    pub fn with_signatures(&self, origin: &[u8], sigs: &[(ChainPos, Arc<SigSet>)]) -> Chain {
+        let mut shards = self.shards.clone();
+        let mut by_shard: BTreeMap<usize, Vec<(u32, Arc<SigSet>)>> = BTreeMap::new();
+        for (p, s) in sigs {
+            by_shard
+                .entry(p.shard as usize)
+                .or_default()
+                .push((p.idx, s.clone()));
+        }
+        for (s, list) in by_shard {
+            let old = &self.shards[s];
+            let n = ChainShard {
+                hashes: old.hashes.clone(),
+                spans: old.spans.clone(),
+                arena: old.arena.clone(),
+                next_of_last: old.next_of_last,
+                sigs: old.sigs.iter().map(|x| Slot::from(x.load_full())).collect(),
+            };
+            for (i, sig) in list {
+                n.sigs[i as usize].store(Some(sig));
+            }
+            shards[s] = Arc::new(n);
+        }
+        let mut c = Chain::assemble(self.params.clone(), origin, shards);
+        c.version = self.version;
+        c
     }
 }
 
-/// Entries removed from a shared chain, and the predecessors re-signed because of it.
-#[derive(Clone, Default)]
-pub struct Splice {
-    /// Chain indices left out.
-    pub removed: BTreeSet<u32>,
-    /// Re-made records: chain index → (RDATA, signatures).
-    pub patched: HashMap<u32, Arc<super::Patched>>,
-}
-
-impl Splice {
-    /// Whether nothing is spliced out.
-    pub fn is_empty(&self) -> bool {
-        self.removed.is_empty()
-    }
-
-    /// The nearest entry at or before `i` that is still in the chain.
-    pub fn live_at_or_before(&self, chain: &Chain, mut i: u32) -> u32 {
-        let n = chain.len() as u32;
-        for _ in 0..n {
-            if !self.removed.contains(&i) {
-                return i;
-            }
-            i = if i == 0 { n - 1 } else { i - 1 };
+/// For each shard, the first hash of the next non-empty shard after it (wrapping).
+fn next_of_lasts(firsts: &[Option<[u8; 20]>]) -> Vec<[u8; 20]> {
+    let n = firsts.len();
+    let mut out = vec![[0u8; 20]; n];
+    // The first hash of the whole chain, for the wrap-around.
+    let Some(mut next) = firsts.iter().flatten().next().copied() else {
+        return out;
+    };
+    for i in (0..n).rev() {
+        out[i] = next;
+        if let Some(f) = firsts[i] {
+            next = f;
         }
-        i
     }
-
-    /// The next entry after `i` that is still in the chain.
-    pub fn live_after(&self, chain: &Chain, i: u32) -> u32 {
-        let n = chain.len() as u32;
-        let mut j = (i + 1) % n;
-        for _ in 0..n {
-            if !self.removed.contains(&j) {
-                return j;
-            }
-            j = (j + 1) % n;
-        }
-        j
-    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn find_and_cover_agree_with_a_plain_scan() {
-        let zone = crate::handler::tests::test_zone();
-        let chain = Chain::build(&zone, Nsec3Params::default()).unwrap();
-        assert!(chain.len() >= 4);
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for i in 0..2000 {
-            let mut h = [0u8; 20];
-            for b in h.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+    fn member(i: u64) -> Member {
+        let mut h = [0u8; 20];
+        let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1234_5678;
+        for b in h.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        Member {
+            hash: h,
+            bitmap: vec![0, 1, 0x40],
+            key: format!("be\0n{i}\0").into_bytes(),
+        }
+    }
+
+    fn sorted(n: u64) -> Vec<Member> {
+        let mut v: Vec<Member> = (0..n).map(member).collect();
+        v.sort_by_key(|a| a.hash);
+        v
+    }
+
+    fn check_against_scan(chain: &Chain, all: &[Member]) {
+        assert_eq!(chain.len(), all.len());
+        let order: Vec<[u8; 20]> = chain.positions().map(|p| *chain.hash(p)).collect();
+        let want: Vec<[u8; 20]> = all.iter().map(|m| m.hash).collect();
+        assert_eq!(order, want);
+        for (i, p) in chain.positions().enumerate() {
+            assert_eq!(chain.next_hash(p), &all[(i + 1) % all.len()].hash);
+        }
+        let mut probe = 7u64;
+        for i in 0..3000 {
+            let mut h = member(1_000_000 + i).hash;
             if i % 10 == 0 {
-                h = *chain.hash((i / 10) as u32 % chain.len() as u32);
+                h = all[(i as usize / 10) % all.len()].hash;
             }
-            let naive = (0..chain.len() as u32)
-                .rev()
-                .find(|&k| chain.hash(k) <= &h)
-                .unwrap_or(chain.len() as u32 - 1);
-            assert_eq!(chain.cover(&h), naive);
+            probe = probe.wrapping_add(1);
+            let naive = all
+                .iter()
+                .rposition(|m| m.hash <= h)
+                .unwrap_or(all.len() - 1);
+            assert_eq!(chain.hash(chain.cover(&h)), &all[naive].hash);
             assert_eq!(
-                chain.find(&h),
-                (0..chain.len() as u32).find(|&k| chain.hash(k) == &h)
+                chain.find(&h).map(|p| *chain.hash(p)),
+                all.iter().find(|m| m.hash == h).map(|m| m.hash)
             );
         }
+    }
+
+    #[test]
+    fn find_cover_and_next_agree_with_a_plain_scan() {
+        for n in [1u64, 2, 5, 300, 20_000] {
+            let all = sorted(n);
+            let chain = Chain::from_sorted(Nsec3Params::default(), b"\x02be\x00", &all);
+            check_against_scan(&chain, &all);
+        }
+    }
+
+    #[test]
+    fn apply_matches_a_fresh_build_and_keeps_signatures() {
+        let all = sorted(500);
+        let chain = Chain::from_sorted(Nsec3Params::default(), b"\x02be\x00", &all);
+        let sig = Arc::new(SigSet::new(1, &[0, 1, 7]));
+        for p in chain.positions() {
+            chain.slot(p).store(Some(sig.clone()));
+        }
+        let mut delta = ChainDelta::default();
+        for i in 0..40 {
+            delta.remove.push(all[i * 7].hash);
+        }
+        for i in 500..530 {
+            delta.upsert.push(member(i));
+        }
+        let mut changed = all[3].clone();
+        changed.bitmap = vec![0, 1, 0x60];
+        delta.upsert.push(changed.clone());
+        let (next, need) = chain.apply(b"\x02be\x00", &delta).unwrap();
+        let mut want: Vec<Member> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(i % 7 == 0 && i / 7 < 40))
+            .map(|(_, m)| m.clone())
+            .filter(|m| m.hash != changed.hash)
+            .collect();
+        want.extend((500..530).map(member));
+        want.push(changed);
+        want.sort_by_key(|a| a.hash);
+        check_against_scan(&next, &want);
+        // Exactly the records whose RDATA changed need a signature; the rest kept theirs.
+        for p in next.positions() {
+            let h = next.hash(p);
+            let fresh = match chain.find(h) {
+                None => true,
+                Some(o) => {
+                    chain.next_hash(o) != next.next_hash(p) || chain.bitmap(o) != next.bitmap(p)
+                }
+            };
+            assert_eq!(need.contains(&p), fresh, "{p:?}");
+            assert_eq!(next.slot(p).load().is_some(), !fresh, "{p:?}");
+        }
+        assert!(need.len() < 150, "{}", need.len());
     }
 
     #[test]

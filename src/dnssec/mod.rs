@@ -1,4 +1,4 @@
-//! Online DNSSEC: keys, the NSEC3 chain, and signatures made once and cached.
+//! Online DNSSEC: keys, the NSEC3 chain, signatures made once and cached, denial proofs.
 //!
 //! Owns everything a signed answer needs beyond the zone itself (RFC 4033–4035,
 //! RFC 5155 NSEC3 with opt-out, RFC 6840 clarifications, RFC 9276 parameters):
@@ -6,144 +6,33 @@
 //! - [`key`]: key pairs held in `ring`, PKCS#8 files, BIND key import, DS;
 //! - [`rrsig`]: the data to be signed and RRSIG RDATA;
 //! - [`nsec3hash`]: NSEC3 owner hashing;
-//! - [`chain`]: the NSEC3 chain built at load;
-//! - this module: [`Signer`] (keys + one signature slot per RRset and per NSEC3
-//!   record, shared by all workers) and [`Signed`] (what a snapshot carries).
+//! - [`chain`]: the sharded NSEC3 chain with one signature slot per record;
+//! - [`sigs`]: signature sets and the slots every zone shard carries;
+//! - [`signer`]: a key set and policy that makes (and verifies) signatures;
+//! - this module: [`Dnssec`], the DNSSEC part of one zone version, with what
+//!   the handler asks of it: the signatures of an RRset and the NSEC3 records
+//!   of a denial proof (RFC 5155 §7.2), as positions in the chain.
 //!
-//! A signature is made the first time an RRset is needed, or ahead of time by
-//! a background pass; it is verified against the public key before it is stored
-//! and re-made before it expires. The query path reads a slot (an atomic
-//! pointer load) and copies bytes; it signs only when a slot is empty or stale.
-//! Delegation NS RRsets and glue are never signed (RFC 4035 §2.2).
+//! Signatures are made when data changes (by the publisher) or, right after
+//! start, ahead of time by a background pass; a query that needs one the pass
+//! has not reached yet makes it (and stores it). Delegation NS RRsets and glue
+//! are never signed (RFC 4035 §2.2).
 
 pub mod chain;
 pub mod key;
 pub mod nsec3hash;
 pub mod rrsig;
+pub mod signer;
+pub mod sigs;
 
 use crate::name;
-use crate::wire::writer::Section;
-use crate::wire::{Rtype, Writer};
-use crate::zone::{Zone, APEX, BELOW_CUT, DELEGATION};
-use arc_swap::{ArcSwap, ArcSwapOption};
-use chain::{Chain, Nsec3Params, Splice};
-use key::SigningKey;
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::zone::{NodeRef, SetRef, Zone, DELEGATION, SECURE};
+use chain::{Chain, ChainPos};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Signing policy from the configuration.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// Signature validity in seconds (default 14 days).
-    pub validity: u32,
-    /// Inception is back-dated by this many seconds (default 1 hour).
-    pub inception_offset: u32,
-    /// Signatures are re-made when they have less than this left (default 4 days).
-    pub refresh: u32,
-    /// Expiry is spread over up to this many extra seconds (default 1 day).
-    pub jitter: u32,
-    /// TTL of the DNSKEY RRset.
-    pub dnskey_ttl: u32,
-    /// NSEC3 parameters.
-    pub nsec3: Nsec3Params,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            validity: 14 * 86400,
-            inception_offset: 3600,
-            refresh: 4 * 86400,
-            jitter: 86400,
-            dnskey_ttl: 3600,
-            nsec3: Nsec3Params::default(),
-        }
-    }
-}
-
-/// A signing failure (a key error, or a signature that did not verify).
-#[derive(Debug, Clone)]
-pub struct SignError(pub String);
-
-impl std::fmt::Display for SignError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SignError {}
-
-/// Room for the RRSIGs of one RRset kept inside the cache entry itself: one
-/// ECDSA P-256 or Ed25519 signature by a single key fits, so the query path
-/// reads one cache line run instead of following a second pointer.
-const INLINE_SIGS: usize = 118;
-
-enum SigData {
-    Inline { len: u8, buf: [u8; INLINE_SIGS] },
-    Heap(Box<[u8]>),
-}
-
-/// The RRSIG RDATAs over one RRset, with the earliest expiry among them.
-pub struct SigSet {
-    /// Earliest signature expiration (seconds since the epoch, RFC 4034 §3.1.5).
-    pub expiration: u32,
-    data: SigData,
-}
-
-impl SigSet {
-    fn new(expiration: u32, bytes: &[u8]) -> SigSet {
-        let data = if bytes.len() <= INLINE_SIGS {
-            let mut buf = [0u8; INLINE_SIGS];
-            buf[..bytes.len()].copy_from_slice(bytes);
-            SigData::Inline {
-                len: bytes.len() as u8,
-                buf,
-            }
-        } else {
-            SigData::Heap(bytes.into())
-        };
-        SigSet { expiration, data }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match &self.data {
-            SigData::Inline { len, buf } => &buf[..*len as usize],
-            SigData::Heap(b) => b,
-        }
-    }
-
-    /// Each RRSIG RDATA.
-    pub fn rdatas(&self) -> impl Iterator<Item = &[u8]> {
-        let d = self.bytes();
-        let mut pos = 0usize;
-        std::iter::from_fn(move || {
-            if pos + 2 > d.len() {
-                return None;
-            }
-            let l = u16::from_be_bytes([d[pos], d[pos + 1]]) as usize;
-            let r = &d[pos + 2..pos + 2 + l];
-            pos += 2 + l;
-            Some(r)
-        })
-    }
-}
-
-/// An NSEC3 record re-made for a spliced chain: RDATA and its signatures.
-pub struct Patched {
-    /// The NSEC3 RDATA.
-    pub rdata: Box<[u8]>,
-    /// Its signatures.
-    pub sigs: SigSet,
-}
-
-/// Where to write an owner name: a pointer into the message or a name.
-#[derive(Clone, Copy, Debug)]
-pub enum OwnerRef<'a> {
-    /// Compression pointer target.
-    At(u16),
-    /// Name to write (compressed).
-    Name(&'a [u8]),
-}
+pub use signer::{canonical_rdata, now, tick, Policy, SignError, Signer};
+pub use sigs::{ShardSigs, SigSet, Slot};
 
 /// Apex RRsets that come from the signer rather than the zone file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,387 +43,134 @@ pub enum ApexExtra {
     Nsec3Param,
 }
 
-static NOW: AtomicU32 = AtomicU32::new(0);
+/// Signatures over the signer-made apex RRsets of one version.
+pub struct ApexSigs {
+    /// Over the DNSKEY RRset.
+    pub dnskey: Slot,
+    /// Over the NSEC3PARAM RRset.
+    pub nsec3param: Slot,
+}
 
-/// Seconds since the epoch, from a clock the background task advances; read without a syscall.
-pub fn now() -> u32 {
-    let n = NOW.load(Ordering::Relaxed);
-    if n != 0 {
-        return n;
+/// A signature the answer needs could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoSignature;
+
+/// A loaded signature set (no allocation, no lock).
+pub type SigGuard = arc_swap::Guard<Option<Arc<SigSet>>>;
+
+/// Up to four NSEC3 records of a denial proof, in the order they are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Proof {
+    list: [Option<ChainPos>; 4],
+}
+
+impl Proof {
+    fn push(&mut self, p: ChainPos) {
+        if self.list.contains(&Some(p)) {
+            return;
+        }
+        if let Some(slot) = self.list.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(p);
+        }
     }
-    tick()
-}
 
-/// Advance the coarse clock (called about once a second by the background task).
-pub fn tick() -> u32 {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
-    NOW.store(n, Ordering::Relaxed);
-    n
-}
-
-/// Lowercase canonical RDATA for signing (RFC 4034 §6.2, as amended by RFC 6840 §5.1).
-pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
-    let mut v = rdata.to_vec();
-    let lower_at = |v: &mut Vec<u8>, at: usize| -> Option<usize> {
-        let l = name::wire_len(v.get(at..)?).ok()?;
-        name::lowercase_in_place(&mut v[at..at + l]);
-        Some(at + l)
-    };
-    match rtype {
-        Rtype::NS | Rtype::CNAME | Rtype::PTR | Rtype::DNAME => {
-            lower_at(&mut v, 0);
-        }
-        Rtype::MX => {
-            lower_at(&mut v, 2);
-        }
-        Rtype::SRV => {
-            lower_at(&mut v, 6);
-        }
-        Rtype::SOA => {
-            if let Some(e) = lower_at(&mut v, 0) {
-                lower_at(&mut v, e);
-            }
-        }
-        _ => {}
+    /// The records, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ChainPos> + '_ {
+        self.list.iter().flatten().copied()
     }
-    v
 }
 
-/// Keys and signature slots for one loaded zone, shared by all snapshots made from it.
-pub struct Signer {
-    policy: Policy,
-    ksks: Vec<SigningKey>,
-    zsks: Vec<SigningKey>,
-    origin: Vec<u8>,
-    dnskey_rdatas: Vec<Vec<u8>>,
-    nsec3param: Vec<u8>,
-    neg_ttl: u32,
+/// The DNSSEC part of one zone version.
+pub struct Dnssec {
+    /// The key set and policy.
+    pub signer: Arc<Signer>,
     /// The NSEC3 chain.
-    pub chain: Chain,
-    set_owner: Vec<u32>,
-    /// Per zone node: 1 + the chain entry covering its hash (0 = not looked up yet).
-    /// Filled on first use, so a referral to an insecure delegation hashes its name once.
-    covers: Box<[std::sync::atomic::AtomicU32]>,
-    rrset_sigs: Box<[ArcSwapOption<SigSet>]>,
-    chain_sigs: Box<[ArcSwapOption<SigSet>]>,
-    dnskey_sigs: ArcSwapOption<SigSet>,
-    nsec3param_sigs: ArcSwapOption<SigSet>,
+    pub chain: Arc<Chain>,
+    /// Signatures over DNSKEY and NSEC3PARAM.
+    pub apex: Arc<ApexSigs>,
+    /// TTL of NSEC3 records: the zone's negative TTL (RFC 9077).
+    pub nsec3_ttl: u32,
 }
 
-/// Whether an RRset of a node is signed (authoritative data only).
-fn signable(zone: &Zone, node: u32, rtype: Rtype) -> bool {
-    let f = zone.node(node).flags;
-    if f & BELOW_CUT != 0 {
-        return false;
-    }
-    if f & DELEGATION != 0 {
-        return rtype == Rtype::DS;
-    }
-    true
+/// Whether a signature set is still usable at `now` (not expired).
+fn usable(s: &SigSet, now: u32) -> bool {
+    s.expiration > now
 }
 
-impl Signer {
-    /// Prepare signing for a zone: check keys, build the NSEC3 chain.
-    pub fn new(zone: &Zone, keys: Vec<SigningKey>, policy: Policy) -> Result<Signer, SignError> {
-        let mut ksks = Vec::new();
-        let mut zsks = Vec::new();
-        for k in keys {
-            if k.flags() == 257 {
-                ksks.push(k);
-            } else {
-                zsks.push(k);
-            }
+impl Dnssec {
+    /// Which signer-made apex RRset a query for `qtype` at `node` asks for.
+    pub fn apex_extra(&self, node: NodeRef<'_>, qtype: crate::wire::Rtype) -> Option<ApexExtra> {
+        if node.flags() & crate::zone::APEX == 0 {
+            return None;
         }
-        if ksks.is_empty() {
-            return Err(SignError(
-                "no KSK or CSK among the active keys (a key with DNSKEY flags 257 is needed)"
-                    .into(),
-            ));
-        }
-        if zsks.is_empty() {
-            // A lone KSK acts as a combined signing key.
-            zsks = ksks.clone();
-        }
-        let mut dnskey_rdatas: Vec<Vec<u8>> = ksks
-            .iter()
-            .chain(zsks.iter())
-            .map(|k| k.dnskey_rdata().to_vec())
-            .collect();
-        dnskey_rdatas.sort();
-        dnskey_rdatas.dedup();
-        let chain = Chain::build(zone, policy.nsec3.clone()).map_err(|e| SignError(e.0))?;
-        let nsec3param = chain.param_rdata();
-        let mut set_owner = vec![0u32; zone.rrset_count()];
-        for node in 0..zone.node_count() as u32 {
-            for s in zone.rrsets(node) {
-                if let Some(i) = zone.rrset_index(node, s.rtype) {
-                    set_owner[i as usize] = node;
-                }
-            }
-        }
-        let slots = |n: usize| -> Box<[ArcSwapOption<SigSet>]> {
-            (0..n).map(|_| ArcSwapOption::empty()).collect()
-        };
-        Ok(Signer {
-            covers: (0..zone.node_count())
-                .map(|_| std::sync::atomic::AtomicU32::new(0))
-                .collect(),
-            rrset_sigs: slots(zone.rrset_count()),
-            chain_sigs: slots(chain.len()),
-            policy,
-            ksks,
-            zsks,
-            origin: zone.origin().to_vec(),
-            dnskey_rdatas,
-            nsec3param,
-            neg_ttl: zone.negative_ttl(),
-            chain,
-            set_owner,
-            dnskey_sigs: ArcSwapOption::empty(),
-            nsec3param_sigs: ArcSwapOption::empty(),
-        })
-    }
-
-    /// The signing policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// DNSKEY RDATAs published at the apex.
-    pub fn dnskeys(&self) -> &[Vec<u8>] {
-        &self.dnskey_rdatas
-    }
-
-    /// The KSKs (and CSKs).
-    pub fn ksks(&self) -> &[SigningKey] {
-        &self.ksks
-    }
-
-    /// Sign an RRset given as canonical RDATAs; every signature is verified first.
-    pub fn sign(
-        &self,
-        owner_lower: &[u8],
-        rtype: Rtype,
-        ttl: u32,
-        mut rdatas: Vec<Vec<u8>>,
-        with_ksk: bool,
-    ) -> Result<SigSet, SignError> {
-        rdatas.sort();
-        rdatas.dedup();
-        let refs: Vec<&[u8]> = rdatas.iter().map(|r| r.as_slice()).collect();
-        let now = now();
-        let inception = now.wrapping_sub(self.policy.inception_offset);
-        // Spread expiry deterministically per owner and type so refreshes do not bunch up.
-        let mut h: u32 = 0x811C_9DC5;
-        for &b in owner_lower.iter().chain(rtype.0.to_be_bytes().iter()) {
-            h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-        }
-        let jitter = if self.policy.jitter > 0 {
-            h % self.policy.jitter
-        } else {
-            0
-        };
-        let expiration = now.wrapping_add(self.policy.validity).wrapping_add(jitter);
-        let keys = if with_ksk { &self.ksks } else { &self.zsks };
-        let labels = rrsig::labels_count(owner_lower);
-        let mut data = Vec::with_capacity(keys.len() * 120);
-        let mut scratch = Vec::with_capacity(512);
-        for k in keys {
-            let fields = rrsig::RrsigFields {
-                type_covered: rtype.0,
-                algorithm: k.algorithm().number(),
-                labels,
-                original_ttl: ttl,
-                expiration,
-                inception,
-                key_tag: k.key_tag(),
-                signer: &self.origin,
-            };
-            let rd = rrsig::sign_rrset(k, &fields, owner_lower, 1, &refs, &mut scratch).map_err(
-                |e| {
-                    SignError(format!(
-                        "signing {} failed: {e}",
-                        name::to_text(owner_lower)
-                    ))
-                },
-            )?;
-            data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
-            data.extend_from_slice(&rd);
-        }
-        Ok(SigSet::new(expiration, &data))
-    }
-
-    fn fresh(&self, slot: &ArcSwapOption<SigSet>) -> Option<arc_swap::Guard<Option<Arc<SigSet>>>> {
-        let g = slot.load();
-        match &*g {
-            Some(s) if s.expiration > now().saturating_add(self.policy.refresh / 4) => Some(g),
+        match qtype {
+            crate::wire::Rtype::DNSKEY => Some(ApexExtra::Dnskey),
+            crate::wire::Rtype::NSEC3PARAM => Some(ApexExtra::Nsec3Param),
             _ => None,
         }
     }
 
-    /// Sign a zone RRset into its slot.
-    fn sign_rrset_slot(&self, zone: &Zone, set_idx: u32) -> Result<(), SignError> {
-        let set = zone.rrset(set_idx);
-        let owner = zone.node_name(self.set_owner[set_idx as usize]);
-        let rdatas = zone
-            .rdatas(set)
-            .map(|r| canonical_rdata(set.rtype, r))
-            .collect();
-        let s = self.sign(&owner, set.rtype, set.ttl, rdatas, false)?;
-        self.rrset_sigs[set_idx as usize].store(Some(Arc::new(s)));
-        Ok(())
+    /// The NSEC3PARAM RDATA.
+    pub fn nsec3param(&self) -> Vec<u8> {
+        self.chain.params.param_rdata()
     }
 
-    fn nsec3_owner(&self, i: u32, out: &mut [u8; 300]) -> usize {
-        let b32 = nsec3hash::base32hex_encode(self.chain.hash(i));
-        out[0] = 32;
-        out[1..33].copy_from_slice(&b32);
-        let n = 33 + self.origin.len();
-        out[33..n].copy_from_slice(&self.origin);
-        n
+    fn load_or_sign(
+        &self,
+        slot: &Slot,
+        sign: impl FnOnce() -> Result<SigSet, SignError>,
+    ) -> Result<SigGuard, NoSignature> {
+        let g = slot.load();
+        if let Some(s) = &*g {
+            if usable(s, now()) {
+                return Ok(g);
+            }
+        }
+        drop(g);
+        match sign() {
+            Ok(s) => {
+                slot.store(Some(Arc::new(s)));
+                Ok(slot.load())
+            }
+            Err(e) => {
+                report_failure(&e);
+                Err(NoSignature)
+            }
+        }
     }
 
-    fn sign_chain_slot(&self, i: u32, next: u32) -> Result<Arc<SigSet>, SignError> {
-        let mut owner = [0u8; 300];
-        let n = self.nsec3_owner(i, &mut owner);
-        let mut rdata = Vec::with_capacity(64);
-        self.chain.rdata(i, next, &mut rdata);
-        let s = Arc::new(self.sign(&owner[..n], Rtype::NSEC3, self.neg_ttl, vec![rdata], false)?);
-        Ok(s)
+    /// The signatures over a zone RRset (made now if the start-up pass has not made them yet).
+    pub fn set_sigs(&self, node: NodeRef<'_>, set: SetRef<'_>) -> Result<SigGuard, NoSignature> {
+        let Some(sigs) = set.sh.sigs.as_ref() else {
+            return Err(NoSignature);
+        };
+        self.load_or_sign(sigs.slot(set.idx), || self.signer.sign_set(node, set))
     }
 
-    /// Re-make an NSEC3 record of a spliced chain (new successor), signed.
-    pub fn patch(&self, i: u32, next: u32) -> Result<Patched, SignError> {
-        let mut owner = [0u8; 300];
-        let n = self.nsec3_owner(i, &mut owner);
-        let mut rdata = Vec::with_capacity(64);
-        self.chain.rdata(i, next, &mut rdata);
-        let sigs = self.sign(
-            &owner[..n],
-            Rtype::NSEC3,
-            self.neg_ttl,
-            vec![rdata.clone()],
-            false,
-        )?;
-        Ok(Patched {
-            rdata: rdata.into_boxed_slice(),
-            sigs,
+    /// The signatures over an NSEC3 record.
+    pub fn nsec3_sigs(&self, pos: ChainPos) -> Result<SigGuard, NoSignature> {
+        self.load_or_sign(self.chain.slot(pos), || {
+            self.signer.sign_nsec3(&self.chain, pos, self.nsec3_ttl)
         })
     }
 
-    /// Sign the SOA with a given serial.
-    pub fn sign_soa(&self, zone: &Zone, serial: u32) -> Result<SigSet, SignError> {
-        let mut rdata = canonical_rdata(Rtype::SOA, zone.soa_rdata());
-        let n = rdata.len();
-        rdata[n - 20..n - 16].copy_from_slice(&serial.to_be_bytes());
-        self.sign(&self.origin, Rtype::SOA, zone.soa().ttl, vec![rdata], false)
-    }
-
-    fn apex_sigs(&self, kind: ApexExtra) -> Result<(), SignError> {
+    /// The signatures over DNSKEY or NSEC3PARAM.
+    pub fn apex_sigs(&self, kind: ApexExtra) -> Result<SigGuard, NoSignature> {
         match kind {
-            ApexExtra::Dnskey => {
-                let s = self.sign(
-                    &self.origin,
-                    Rtype::DNSKEY,
-                    self.policy.dnskey_ttl,
-                    self.dnskey_rdatas.clone(),
-                    true,
-                )?;
-                self.dnskey_sigs.store(Some(Arc::new(s)));
-            }
+            ApexExtra::Dnskey => self.load_or_sign(&self.apex.dnskey, || self.signer.sign_dnskey()),
             ApexExtra::Nsec3Param => {
-                let s = self.sign(
-                    &self.origin,
-                    Rtype::NSEC3PARAM,
-                    0,
-                    vec![self.nsec3param.clone()],
-                    false,
-                )?;
-                self.nsec3param_sigs.store(Some(Arc::new(s)));
+                self.load_or_sign(&self.apex.nsec3param, || self.signer.sign_nsec3param())
             }
-        }
-        Ok(())
-    }
-
-    /// Re-sign what is due for refresh and, with `fill_empty`, sign what is not signed yet;
-    /// returns signatures made.
-    ///
-    /// Run in the background after load and periodically; `stop` ends it early.
-    pub fn refresh_all(
-        &self,
-        zone: &Zone,
-        stop: &std::sync::atomic::AtomicBool,
-        fill_empty: bool,
-    ) -> Result<usize, SignError> {
-        let mut made = 0;
-        for kind in [ApexExtra::Dnskey, ApexExtra::Nsec3Param] {
-            let slot = match kind {
-                ApexExtra::Dnskey => &self.dnskey_sigs,
-                ApexExtra::Nsec3Param => &self.nsec3param_sigs,
-            };
-            if !self.needs_signing(slot, fill_empty) {
-                continue;
-            }
-            self.apex_sigs(kind)?;
-            made += 1;
-        }
-        for node in 0..zone.node_count() as u32 {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(made);
-            }
-            for s in zone.rrsets(node) {
-                if s.rtype == Rtype::SOA || !signable(zone, node, s.rtype) {
-                    continue;
-                }
-                let Some(idx) = zone.rrset_index(node, s.rtype) else {
-                    continue;
-                };
-                if !self.needs_signing(&self.rrset_sigs[idx as usize], fill_empty) {
-                    continue;
-                }
-                self.sign_rrset_slot(zone, idx)?;
-                made += 1;
-            }
-        }
-        let n = self.chain.len() as u32;
-        for i in 0..n {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(made);
-            }
-            if !self.needs_signing(&self.chain_sigs[i as usize], fill_empty) {
-                continue;
-            }
-            let s = self.sign_chain_slot(i, (i + 1) % n)?;
-            self.chain_sigs[i as usize].store(Some(s));
-            made += 1;
-        }
-        Ok(made)
-    }
-
-    /// Whether a slot is empty (and empty slots are to be filled) or due for refresh.
-    fn needs_signing(&self, slot: &ArcSwapOption<SigSet>, fill_empty: bool) -> bool {
-        match &*slot.load() {
-            Some(s) => s.expiration <= now().saturating_add(self.policy.refresh),
-            None => fill_empty,
         }
     }
 
-    /// The (unspliced) chain entry covering a zone node's name, cached per node.
-    pub fn base_cover_of_node(&self, node: u32, name: &[u8]) -> u32 {
-        let Some(slot) = self.covers.get(node as usize) else {
-            return self.chain.cover(&self.hash_name(name));
-        };
-        match slot.load(Ordering::Relaxed) {
-            0 => {
-                let c = self.chain.cover(&self.hash_name(name));
-                slot.store(c + 1, Ordering::Relaxed);
-                c
-            }
-            v => v - 1,
-        }
+    /// Lowercase NSEC3 hash of a wire name (any case), without allocation.
+    pub fn hash_name(&self, wire: &[u8]) -> [u8; 20] {
+        let mut buf = [0u8; 256];
+        let n = wire.len().min(255);
+        buf[..n].copy_from_slice(&wire[..n]);
+        name::lowercase_in_place(&mut buf[..n]);
+        self.chain.params.hash(&buf[..n])
     }
 
     /// NSEC3 hash of the wildcard `*.<encloser>`.
@@ -547,336 +183,141 @@ impl Signer {
         self.hash_name(&buf[..2 + n])
     }
 
-    /// Lowercase NSEC3 hash of a wire name (any case), without allocation.
-    pub fn hash_name(&self, wire: &[u8]) -> [u8; 20] {
-        let mut buf = [0u8; 256];
-        let n = wire.len().min(255);
-        buf[..n].copy_from_slice(&wire[..n]);
-        name::lowercase_in_place(&mut buf[..n]);
-        nsec3hash::nsec3_hash(
-            &buf[..n],
-            &self.chain.params.salt,
-            self.chain.params.iterations,
-        )
-    }
-}
-
-/// The DNSSEC part of a snapshot: the shared signer, the chain splice, the SOA signature.
-pub struct Signed {
-    /// Keys, chain and signature slots.
-    pub signer: Arc<Signer>,
-    /// Hashes spliced out of the chain (suppressed secure delegations).
-    pub splice: Arc<Splice>,
-    /// Signatures over the SOA with this snapshot's serial.
-    pub soa: ArcSwap<SigSet>,
-    /// The serial the SOA signatures are for.
-    pub serial: u32,
-}
-
-/// Point at a name just written at `at` when a pointer can reach it.
-fn owner_at(at: usize, name: &[u8]) -> OwnerRef<'_> {
-    if at < 0x3FFF {
-        OwnerRef::At(at as u16)
-    } else {
-        OwnerRef::Name(name)
-    }
-}
-
-fn write_sigs(w: &mut Writer<'_>, sigs: &SigSet, ttl: u32, owner: OwnerRef<'_>) {
-    for rd in sigs.rdatas() {
-        match owner {
-            OwnerRef::At(o) => w.record_at(o, Rtype::RRSIG, 1, ttl, rd),
-            OwnerRef::Name(n) => w.record(n, Rtype::RRSIG, 1, ttl, rd),
-        }
-    }
-}
-
-impl Signed {
-    /// A snapshot's DNSSEC state for a serial, signing the SOA.
-    pub fn new(
-        signer: Arc<Signer>,
-        zone: &Zone,
-        serial: u32,
-        splice: Arc<Splice>,
-    ) -> Result<Signed, SignError> {
-        let soa = signer.sign_soa(zone, serial)?;
-        Ok(Signed {
-            signer,
-            splice,
-            soa: ArcSwap::from_pointee(soa),
-            serial,
-        })
-    }
-
-    /// Re-sign the SOA if its signatures are due for refresh.
-    pub fn refresh_soa(&self, zone: &Zone) -> Result<(), SignError> {
-        let s = self.soa.load();
-        if s.expiration <= now().saturating_add(self.signer.policy.refresh) {
-            self.soa
-                .store(Arc::new(self.signer.sign_soa(zone, self.serial)?));
-        }
-        Ok(())
-    }
-
-    /// Write the RRSIGs over a zone RRset, signing it first if needed.
-    pub fn write_rrsigs(
-        &self,
-        w: &mut Writer<'_>,
-        zone: &Zone,
-        set_idx: u32,
-        ttl: u32,
-        owner: OwnerRef<'_>,
-    ) {
-        let s = &*self.signer;
-        let slot = &s.rrset_sigs[set_idx as usize];
-        if let Some(g) = s.fresh(slot) {
-            if let Some(sigs) = &*g {
-                write_sigs(w, sigs, ttl, owner);
-            }
-            return;
-        }
-        if s.sign_rrset_slot(zone, set_idx).is_err() {
-            return;
-        }
-        if let Some(sigs) = &*slot.load() {
-            write_sigs(w, sigs, ttl, owner);
-        }
-    }
-
-    /// Write the RRSIGs over the SOA.
-    pub fn write_soa_rrsigs(&self, w: &mut Writer<'_>, ttl: u32, owner: OwnerRef<'_>) {
-        let g = self.soa.load();
-        write_sigs(w, &g, ttl, owner);
-    }
-
-    /// Whether a query at `node` for `qtype` is for a signer-made apex RRset.
-    pub fn apex_extra(&self, zone: &Zone, node: u32, qtype: Rtype) -> Option<ApexExtra> {
-        if zone.node(node).flags & APEX == 0 {
-            return None;
-        }
-        match qtype {
-            Rtype::DNSKEY => Some(ApexExtra::Dnskey),
-            Rtype::NSEC3PARAM => Some(ApexExtra::Nsec3Param),
-            _ => None,
-        }
-    }
-
-    /// Write the DNSKEY or NSEC3PARAM RRset at the apex (owner = the question name).
-    pub fn write_apex_extra(
-        &self,
-        w: &mut Writer<'_>,
-        _zone: &Zone,
-        kind: ApexExtra,
-        dnssec: bool,
-    ) {
-        let s = &*self.signer;
-        let (slot, ttl, rtype) = match kind {
-            ApexExtra::Dnskey => (&s.dnskey_sigs, s.policy.dnskey_ttl, Rtype::DNSKEY),
-            ApexExtra::Nsec3Param => (&s.nsec3param_sigs, 0, Rtype::NSEC3PARAM),
+    /// The record covering a delegation's hash, through the node's cache.
+    fn node_cover(&self, node: NodeRef<'_>, name: &[u8]) -> ChainPos {
+        let Some(sigs) = node.sh.sigs.as_ref() else {
+            return self.chain.cover(&self.hash_name(name));
         };
-        match kind {
-            ApexExtra::Dnskey => {
-                for k in &s.dnskey_rdatas {
-                    w.record_at(12, rtype, 1, ttl, k);
-                }
-            }
-            ApexExtra::Nsec3Param => w.record_at(12, rtype, 1, ttl, &s.nsec3param),
+        let cache = sigs.cover(node.idx);
+        let v = cache.load(Ordering::Relaxed);
+        let version = self.chain.version as u64;
+        if v >> 32 == version && v & 0xFFFF_FFFF != 0 {
+            return ChainPos::unpack(((v & 0xFFFF_FFFF) - 1) as u32);
         }
-        if !dnssec {
-            return;
-        }
-        if s.fresh(slot).is_none() && s.apex_sigs(kind).is_err() {
-            return;
-        }
-        if let Some(sigs) = &*slot.load() {
-            write_sigs(w, sigs, ttl, OwnerRef::At(12));
-        }
+        let c = self.chain.cover(&self.hash_name(name));
+        cache.store((version << 32) | (c.pack() as u64 + 1), Ordering::Relaxed);
+        c
     }
 
-    fn chain_match(&self, h: &[u8; 20]) -> Option<u32> {
-        let i = self.signer.chain.find(h)?;
-        if !self.splice.is_empty() && self.splice.removed.contains(&i) {
-            return None;
-        }
-        Some(i)
-    }
-
-    fn chain_cover(&self, h: &[u8; 20]) -> u32 {
-        self.live(self.signer.chain.cover(h))
-    }
-
-    /// The entry that covers in the spliced chain, given the cover in the whole chain.
-    fn live(&self, i: u32) -> u32 {
-        if self.splice.is_empty() {
-            i
-        } else {
-            self.splice.live_at_or_before(&self.signer.chain, i)
-        }
-    }
-
-    /// Write NSEC3 record `i` of the chain (as spliced) with its RRSIGs.
-    fn write_nsec3(&self, w: &mut Writer<'_>, i: u32) {
-        let s = &*self.signer;
-        let mut owner = [0u8; 300];
-        let n = s.nsec3_owner(i, &mut owner);
-        let ttl = s.neg_ttl;
-        if !self.splice.is_empty() {
-            if let Some(p) = self.splice.patched.get(&i) {
-                let at = w.len();
-                w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &p.rdata);
-                write_sigs(w, &p.sigs, ttl, owner_at(at, &owner[..n]));
-                return;
-            }
-        }
-        let len = s.chain.len() as u32;
-        let next = (i + 1) % len;
-        let mut rdata = [0u8; 600];
-        let rl = {
-            let mut v = RdataBuf {
-                buf: &mut rdata,
-                len: 0,
-            };
-            v.chain_rdata(&s.chain, i, next);
-            v.len
-        };
-        let at = w.len();
-        w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &rdata[..rl]);
-        let slot = &s.chain_sigs[i as usize];
-        if s.fresh(slot).is_none() {
-            match s.sign_chain_slot(i, next) {
-                Ok(sig) => slot.store(Some(sig)),
-                Err(_) => return,
-            }
-        }
-        if let Some(sigs) = &*slot.load() {
-            write_sigs(w, sigs, ttl, owner_at(at, &owner[..n]));
-        }
-    }
-
-    /// Closest encloser proof (RFC 5155 §7.2.1): the encloser's NSEC3, the cover of the
-    /// next closer name, and (for NXDOMAIN) the cover of the wildcard at the encloser.
-    pub fn write_closest_encloser_proof(
+    /// Closest encloser proof (RFC 5155 §7.2.1): the encloser's NSEC3, the cover of
+    /// the next closer name, and (for NXDOMAIN) the cover of the wildcard at the
+    /// encloser. `delegation`: the next closer name is this insecure delegation
+    /// (its cover is cached per node).
+    pub fn closest_encloser_proof(
         &self,
-        w: &mut Writer<'_>,
         zone: &Zone,
         qname: &[u8],
         encloser_labels: usize,
         wildcard: bool,
-        next_closer_node: Option<u32>,
-    ) {
-        let s = &*self.signer;
-        w.section(Section::Authority);
+        delegation: Option<NodeRef<'_>>,
+    ) -> Proof {
+        let c = &self.chain;
+        let mut p = Proof::default();
         let qlabels = name::label_count(qname);
-        let ce_match = if encloser_labels == zone.origin_labels() {
-            Some(s.chain.apex)
+        let ce = if encloser_labels == zone.origin_labels() {
+            c.find(&c.apex_hash)
         } else {
-            self.chain_match(&s.hash_name(name::ancestor(qname, encloser_labels)))
+            c.find(&self.hash_name(name::ancestor(qname, encloser_labels)))
         };
-        let mut written = [u32::MAX; 3];
-        if let Some(m) = ce_match {
-            self.write_nsec3(w, m);
-            written[0] = m;
+        if let Some(m) = ce {
+            p.push(m);
         }
         if qlabels > encloser_labels {
             let nc = name::ancestor(qname, encloser_labels + 1);
-            let c = match next_closer_node {
-                Some(node) => self.live(s.base_cover_of_node(node, nc)),
-                None => self.chain_cover(&s.hash_name(nc)),
+            let cover = match delegation {
+                Some(node) => self.node_cover(node, nc),
+                None => c.cover(&self.hash_name(nc)),
             };
-            if !written.contains(&c) {
-                self.write_nsec3(w, c);
-                written[1] = c;
-            }
+            p.push(cover);
         }
         if wildcard {
             let wh = if encloser_labels == zone.origin_labels() {
-                s.chain.apex_wildcard_hash
+                c.apex_wildcard_hash
             } else {
-                s.wildcard_hash(name::ancestor(qname, encloser_labels))
+                self.wildcard_hash(name::ancestor(qname, encloser_labels))
             };
-            let c = self.chain_cover(&wh);
-            if !written.contains(&c) {
-                self.write_nsec3(w, c);
-            }
+            p.push(c.cover(&wh));
         }
+        p
     }
 
     /// NODATA proof (RFC 5155 §7.2.3, §7.2.4): the NSEC3 matching the name, or for a DS
     /// query at an insecure delegation, the opt-out closest provable encloser proof.
-    pub fn write_nodata_proof(
+    pub fn nodata_proof(
         &self,
-        w: &mut Writer<'_>,
         zone: &Zone,
         qname: &[u8],
         qlabels: usize,
-        node: u32,
-        _qtype: Rtype,
-    ) {
-        let s = &*self.signer;
-        let f = zone.node(node).flags;
-        let opted_out =
-            f & DELEGATION != 0 && f & crate::zone::SECURE == 0 && s.chain.params.opt_out;
+        node: NodeRef<'_>,
+    ) -> Proof {
+        let f = node.flags();
+        let opted_out = f & DELEGATION != 0 && f & SECURE == 0 && self.chain.params.opt_out;
         if !opted_out {
-            if let Some(m) = self.chain_match(&s.hash_name(qname)) {
-                w.section(Section::Authority);
-                self.write_nsec3(w, m);
-                return;
+            if let Some(m) = self.chain.find(&self.hash_name(qname)) {
+                let mut p = Proof::default();
+                p.push(m);
+                return p;
             }
         }
         // Not in the chain: an opt-out delegation (DS query), or a wildcard NODATA.
         let labels = name::label_count(qname).min(qlabels);
         if labels > zone.origin_labels() {
             let cached = opted_out.then_some(node);
-            self.write_closest_encloser_proof(w, zone, qname, labels - 1, false, cached);
+            return self.closest_encloser_proof(zone, qname, labels - 1, false, cached);
         }
+        Proof::default()
     }
 
     /// Wildcard NODATA proof (RFC 5155 §7.2.5): closest encloser, next closer cover, wildcard match.
-    pub fn write_wildcard_nodata_proof(
+    pub fn wildcard_nodata_proof(
         &self,
-        w: &mut Writer<'_>,
         zone: &Zone,
         qname: &[u8],
         encloser_labels: usize,
-    ) {
-        self.write_closest_encloser_proof(w, zone, qname, encloser_labels, false, None);
-        let s = &*self.signer;
-        let wh = s.wildcard_hash(name::ancestor(qname, encloser_labels));
-        if let Some(m) = self.chain_match(&wh) {
-            self.write_nsec3(w, m);
+    ) -> Proof {
+        let mut p = self.closest_encloser_proof(zone, qname, encloser_labels, false, None);
+        let wh = self.wildcard_hash(name::ancestor(qname, encloser_labels));
+        if let Some(m) = self.chain.find(&wh) {
+            p.push(m);
         }
+        p
     }
 
     /// Wildcard answer proof (RFC 5155 §7.2.6): the cover of the next closer name.
-    pub fn write_wildcard_proof(
-        &self,
-        w: &mut Writer<'_>,
-        _zone: &Zone,
-        qname: &[u8],
-        encloser_labels: usize,
-    ) {
-        let s = &*self.signer;
+    pub fn wildcard_proof(&self, qname: &[u8], encloser_labels: usize) -> Proof {
         let nc = name::ancestor(qname, encloser_labels + 1);
-        let c = self.chain_cover(&s.hash_name(nc));
-        w.section(Section::Authority);
-        self.write_nsec3(w, c);
+        let mut p = Proof::default();
+        p.push(self.chain.cover(&self.hash_name(nc)));
+        p
+    }
+
+    /// Referral to an insecure delegation (RFC 5155 §7.2.7): the closest provable
+    /// encloser (the delegation's parent, always in the chain) and the opt-out
+    /// cover of the delegation's name.
+    pub fn insecure_referral_proof(
+        &self,
+        zone: &Zone,
+        delegation_name: &[u8],
+        labels: usize,
+        node: NodeRef<'_>,
+    ) -> Proof {
+        self.closest_encloser_proof(zone, delegation_name, labels - 1, false, Some(node))
     }
 }
 
-/// A fixed buffer for building NSEC3 RDATA without allocation.
-struct RdataBuf<'a> {
-    buf: &'a mut [u8; 600],
-    len: usize,
-}
+static LAST_FAILURE_LOG: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-impl RdataBuf<'_> {
-    fn put(&mut self, b: &[u8]) {
-        let end = (self.len + b.len()).min(self.buf.len());
-        self.buf[self.len..end].copy_from_slice(&b[..end - self.len]);
-        self.len = end;
-    }
-
-    fn chain_rdata(&mut self, chain: &Chain, i: u32, next: u32) {
-        chain.write_rdata(i, next, |b| self.put(b));
+/// Log a signing failure, at most once every ten seconds.
+fn report_failure(e: &SignError) {
+    let now = now();
+    let last = LAST_FAILURE_LOG.load(Ordering::Relaxed);
+    if now >= last.saturating_add(10)
+        && LAST_FAILURE_LOG
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        crate::log(&format!(
+            "DNSSEC: {e}; answering SERVFAIL to DO=1 queries that need it"
+        ));
     }
 }

@@ -1,18 +1,52 @@
 //! Answering a query for a name at or below the zone origin, in stages.
 //!
-//! RFC 1034 §4.3.2 steps 3a–3c, with the DNSSEC additions of RFC 4035 §3.1
-//! and the NSEC3 proofs of RFC 5155 §7.2. Each stage writes one section; a
-//! section that does not fit the size limit truncates the answer (TC=1), an
-//! optional additional record that does not fit is left out (RFC 9471).
+//! RFC 1034 §4.3.2 steps 3a–3c (with in-zone CNAME chains followed), the
+//! DNSSEC additions of RFC 4035 §3.1 and the NSEC3 proofs of RFC 5155 §7.2.
+//! Each stage writes one section; DNSSEC records are added in each stage when
+//! the query set DO, taken from [`crate::dnssec::Dnssec`] as signatures and
+//! chain positions. A section that does not fit the size limit truncates the
+//! answer (TC=1); an optional additional record that does not fit is left out
+//! (RFC 9471). A signature that cannot be made ends the answer with
+//! [`NoSignature`]: the caller turns it into SERVFAIL.
 
 use super::{flags, Ctx, Snapshot};
+use crate::dnssec::chain::ChainPos;
+use crate::dnssec::{Dnssec, NoSignature, Proof, SigSet};
 use crate::name::{self, Key};
 use crate::wire::writer::Section;
 use crate::wire::{Rcode, Rtype, Writer};
-use crate::zone::{Lookup, Zone, DELEGATION, SECURE};
+use crate::zone::{GlueAt, Lookup, NodeRef, SetRef, Zone, BELOW_CUT, DELEGATION, SECURE};
 
 /// Largest NS RRset whose target offsets are remembered for glue owners.
 const MAX_NS: usize = 32;
+/// Most CNAME records followed in one answer (RFC 1034 §4.3.2 step 3a asks to restart;
+/// a fixed bound keeps loops and long chains cheap).
+pub const MAX_CNAME_CHAIN: usize = 8;
+
+/// What kind of answer was written (for the rcode, the EDE and counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Data for the name (possibly through CNAMEs or a wildcard).
+    Answer,
+    /// A referral to a delegation.
+    Referral,
+    /// The name exists but not with that type.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+}
+
+impl Kind {
+    /// The rcode of this kind of answer.
+    pub fn rcode(self) -> Rcode {
+        match self {
+            Kind::NxDomain => Rcode::NXDOMAIN,
+            _ => Rcode::NOERROR,
+        }
+    }
+}
+
+type Stage = Result<(), NoSignature>;
 
 /// Where an owner name comes from: a pointer into the message, or a name to write.
 #[derive(Clone, Copy)]
@@ -21,10 +55,10 @@ enum Owner<'a> {
     Name(&'a [u8]),
 }
 
-/// Offset of the ancestor of the query name that has `labels` labels.
-fn qname_offset(qname: &[u8], labels: usize) -> u16 {
+/// Offset of the ancestor of `qname` (written at offset `at`) that has `labels` labels.
+fn name_offset(qname: &[u8], at: u16, labels: usize) -> u16 {
     let anc = name::ancestor(qname, labels);
-    (12 + qname.len() - anc.len()) as u16
+    at + (qname.len() - anc.len()) as u16
 }
 
 fn over(w: &Writer<'_>, ctx: &Ctx<'_>) -> bool {
@@ -36,97 +70,233 @@ fn truncate(w: &mut Writer<'_>, ctx: &Ctx<'_>) {
     w.set_flags(w.flags() | flags::TC);
 }
 
-/// Write an RRset (and its signatures when DNSSEC is wanted); returns the offsets of the
-/// RDATA of its first records (for glue owners).
+fn write_owner(w: &mut Writer<'_>, owner: Owner<'_>) -> usize {
+    match owner {
+        Owner::At(o) => {
+            w.pointer(o);
+        }
+        Owner::Name(n) => w.name(n),
+    }
+    w.len()
+}
+
+fn write_sigs(w: &mut Writer<'_>, sigs: &SigSet, ttl: u32, owner: Owner<'_>) {
+    for rd in sigs.rdatas() {
+        write_owner(w, owner);
+        w.record_tail(Rtype::RRSIG, 1, ttl, rd);
+    }
+}
+
+/// Point at a name just written at `at` when a pointer can reach it.
+fn owner_at(at: usize, name: &[u8]) -> Owner<'_> {
+    if at < 0x3FFF {
+        Owner::At(at as u16)
+    } else {
+        Owner::Name(name)
+    }
+}
+
+/// Write an RRset (and its signatures when DNSSEC is wanted); remember where the
+/// RDATA of its first records is (for glue owners).
 fn put_rrset(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
-    set_idx: u32,
+    node: NodeRef<'_>,
+    set: SetRef<'_>,
     owner: Owner<'_>,
-    ttl_override: Option<u32>,
     rdata_offsets: Option<&mut [u16; MAX_NS]>,
-) {
-    let zone = &*snap.zone;
-    let set = zone.rrset(set_idx);
-    let ttl = ttl_override.unwrap_or(set.ttl);
+) -> Stage {
+    let ttl = set.ttl();
+    let rtype = set.rtype();
     let mut offs = rdata_offsets;
-    for (i, rdata) in zone.rdatas(set).enumerate() {
-        let at = match owner {
-            Owner::At(o) => {
-                let at = w.len() + 12;
-                w.record_at(o, set.rtype, 1, ttl, rdata);
-                at
+    let mut first_owner = owner;
+    for (i, rdata) in set.rdatas().enumerate() {
+        let start = w.len();
+        write_owner(w, owner);
+        if i == 0 {
+            if let Owner::Name(n) = owner {
+                first_owner = owner_at(start, n);
             }
-            Owner::Name(n) => {
-                w.name(n);
-                let at = w.len() + 10;
-                w.record_tail(set.rtype, 1, ttl, rdata);
-                at
-            }
-        };
+        }
+        let at = w.len() + 10;
+        w.record_tail(rtype, 1, ttl, rdata);
         if let Some(o) = offs.as_deref_mut() {
             if i < MAX_NS && at < 0x3FFF {
                 o[i] = at as u16;
             }
         }
     }
-    if ctx.dnssec {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_rrsigs(w, zone, set_idx, ttl, owner_ref(owner));
+    if ctx.dnssec && crate::dnssec::sigs::node_signable(node, rtype) {
+        if let Some(d) = snap.dnssec.as_deref() {
+            let sigs = d.set_sigs(node, set)?;
+            if let Some(s) = &*sigs {
+                write_sigs(w, s, ttl, first_owner);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One name being answered: its wire form and where it sits in the message.
+#[derive(Clone, Copy)]
+struct Target<'q> {
+    /// The name (as sent for the query name, as in the CNAME RDATA for a target).
+    name: &'q [u8],
+    /// Whether it is the query name (at offset 12) rather than a CNAME target.
+    chased: bool,
+}
+
+impl<'q> Target<'q> {
+    fn owner(&self) -> Owner<'q> {
+        if self.chased {
+            Owner::Name(self.name)
+        } else {
+            Owner::At(12)
+        }
+    }
+
+    /// Where the ancestor with `labels` labels is: a pointer into the question, or a name.
+    fn ancestor(&self, labels: usize) -> Owner<'q> {
+        if self.chased {
+            Owner::Name(name::ancestor(self.name, labels))
+        } else {
+            Owner::At(name_offset(self.name, 12, labels))
         }
     }
 }
 
-fn owner_ref<'a>(o: Owner<'a>) -> crate::dnssec::OwnerRef<'a> {
-    match o {
-        Owner::At(x) => crate::dnssec::OwnerRef::At(x),
-        Owner::Name(n) => crate::dnssec::OwnerRef::Name(n),
+/// Wildcard proofs of CNAME links still to be written in the authority section.
+#[derive(Default)]
+struct Pending {
+    proofs: [Option<Proof>; MAX_CNAME_CHAIN + 1],
+}
+
+impl Pending {
+    fn push(&mut self, p: Proof) {
+        if let Some(slot) = self.proofs.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(p);
+        }
+    }
+
+    /// Write what is pending (the authority section must not be over yet).
+    fn flush(&mut self, w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>) -> Stage {
+        if self.proofs[0].is_none() {
+            return Ok(());
+        }
+        if let Some(d) = snap.dnssec.as_deref() {
+            for p in self.proofs.iter_mut() {
+                if let Some(p) = p.take() {
+                    write_proof(w, &snap.zone, d, &p)?;
+                }
+            }
+        }
+        if over(w, ctx) {
+            truncate(w, ctx);
+        }
+        Ok(())
     }
 }
 
-/// Answer a query whose name is inside the zone; returns the rcode.
+/// Answer a query whose name is inside the zone.
 pub fn answer_in_zone(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
     key: &Key,
-    suppressed: Option<usize>,
-) -> Rcode {
+) -> Result<Kind, NoSignature> {
     let zone = &*snap.zone;
-    if let Some(labels) = suppressed {
-        // A suppressed domain does not exist: the closest encloser is its nearest
-        // existing ancestor (its parent, unless that does not exist either).
-        let mut ce = labels - 1;
-        while ce > zone.origin_labels() && zone.find(key.prefix(ce)).is_none() {
-            ce -= 1;
+    let mut target = Target {
+        name: ctx.qname,
+        chased: false,
+    };
+    let mut key_buf = Key::new();
+    let mut use_buf = false;
+    let mut pending = Pending::default();
+    // CNAME nodes already followed (loop detection, RFC 1034 §3.6.2).
+    let mut seen: [Option<(usize, u32)>; MAX_CNAME_CHAIN] = [None; MAX_CNAME_CHAIN];
+    let mut hops = 0usize;
+    loop {
+        let k = if use_buf { &key_buf } else { key };
+        let step = answer_name(w, snap, ctx, k, target, &mut pending)?;
+        let (node, set) = match step {
+            Step::Done(kind) => {
+                if w.flags() & flags::TC == 0 {
+                    pending.flush(w, snap, ctx)?;
+                }
+                return Ok(kind);
+            }
+            Step::Cname(node, set) => (node, set),
+        };
+        // Follow the CNAME when its target is in the zone and the chain is short and loop-free.
+        let id = (node.sh as *const _ as usize, node.idx);
+        let rdata = set.rr(0);
+        let follow = hops < MAX_CNAME_CHAIN
+            && !seen.contains(&Some(id))
+            && w.flags() & flags::TC == 0
+            && name::wire_len(rdata)
+                .is_ok_and(|l| l == rdata.len() && name::is_at_or_below(rdata, zone.origin()));
+        if !follow {
+            if w.flags() & flags::TC == 0 {
+                pending.flush(w, snap, ctx)?;
+            }
+            return Ok(Kind::Answer);
         }
-        return nxdomain(w, snap, ctx, ce);
+        seen[hops] = Some(id);
+        hops += 1;
+        key_buf.set(rdata);
+        use_buf = true;
+        target = Target {
+            name: rdata,
+            chased: true,
+        };
     }
+}
+
+/// What one stage of the answer did.
+enum Step<'z> {
+    /// The answer is complete.
+    Done(Kind),
+    /// A CNAME was written for this name (and the query was not for CNAME).
+    Cname(NodeRef<'z>, SetRef<'z>),
+}
+
+fn answer_name<'z>(
+    w: &mut Writer<'_>,
+    snap: &'z Snapshot,
+    ctx: &Ctx<'_>,
+    key: &Key,
+    t: Target<'_>,
+    pending: &mut Pending,
+) -> Result<Step<'z>, NoSignature> {
+    let zone = &*snap.zone;
     match zone.lookup(key) {
-        Lookup::Exact(node) => answer_node(w, snap, ctx, node, Owner::At(12), key.labels()),
-        Lookup::Delegation { node, exact } => {
+        Lookup::Exact(node) => answer_node(w, snap, ctx, node, t.owner(), t, key.labels(), pending),
+        Lookup::Delegation {
+            node,
+            exact,
+            labels,
+        } => {
             if exact && ctx.qtype == Rtype::DS {
                 // RFC 4035 §3.1.4.1: DS is answered from the parent side.
                 w.set_flags(w.flags() | flags::AA);
-                match zone.rrset_index(node, Rtype::DS) {
+                match node.rrset(Rtype::DS) {
                     Some(ds) => {
                         w.section(Section::Answer);
-                        put_rrset(w, snap, ctx, ds, Owner::At(12), None, None);
+                        put_rrset(w, snap, ctx, node, ds, t.owner(), None)?;
                         if over(w, ctx) {
                             truncate(w, ctx);
                         }
-                        Rcode::NOERROR
+                        Ok(Step::Done(Kind::Answer))
                     }
                     None => {
-                        nodata(w, snap, ctx, node, key.labels());
-                        Rcode::NOERROR
+                        nodata(w, snap, ctx, t.name, node, key.labels())?;
+                        Ok(Step::Done(Kind::NoData))
                     }
                 }
             } else {
-                let labels = zone_labels_of(zone, node);
-                referral(w, snap, ctx, node, qname_offset(ctx.qname, labels));
-                Rcode::NOERROR
+                referral(w, snap, ctx, node, labels, t, pending)?;
+                Ok(Step::Done(Kind::Referral))
             }
         }
         Lookup::NxDomain {
@@ -134,182 +304,244 @@ pub fn answer_in_zone(
             encloser_labels,
         } => {
             if let Some(wc) = zone.wildcard_child(encloser) {
-                return wildcard(w, snap, ctx, wc, encloser_labels);
+                return wildcard(w, snap, ctx, wc, t, encloser_labels, pending);
             }
-            nxdomain(w, snap, ctx, encloser_labels)
+            nxdomain(w, snap, ctx, t.name, encloser_labels)?;
+            Ok(Step::Done(Kind::NxDomain))
         }
     }
 }
 
-/// Label count of a node's name.
-fn zone_labels_of(zone: &Zone, node: u32) -> usize {
-    zone.node_key(node).iter().filter(|&&b| b == 0).count()
-}
-
-fn answer_node(
+#[allow(clippy::too_many_arguments)]
+fn answer_node<'z>(
     w: &mut Writer<'_>,
-    snap: &Snapshot,
+    snap: &'z Snapshot,
     ctx: &Ctx<'_>,
-    node: u32,
+    node: NodeRef<'z>,
     owner: Owner<'_>,
+    t: Target<'_>,
     qlabels: usize,
-) -> Rcode {
-    let zone = &*snap.zone;
+    pending: &mut Pending,
+) -> Result<Step<'z>, NoSignature> {
     w.set_flags(w.flags() | flags::AA);
-    let sets = zone.rrsets(node);
+    if let Some(d) = snap.dnssec.as_deref() {
+        if let Some(kind) = d.apex_extra(node, ctx.qtype) {
+            // DNSKEY / NSEC3PARAM at the apex come from the signer, not the zone file.
+            w.section(Section::Answer);
+            apex_extra(w, d, ctx, kind, owner)?;
+            if over(w, ctx) {
+                truncate(w, ctx);
+            }
+            return Ok(Step::Done(Kind::Answer));
+        }
+    }
     let wanted = if ctx.qtype == Rtype::ANY {
         // RFC 8482 §4.2: one RRset is enough.
-        sets.first().map(|s| s.rtype)
-    } else if sets.iter().any(|s| s.rtype == ctx.qtype) {
-        Some(ctx.qtype)
-    } else if sets.iter().any(|s| s.rtype == Rtype::CNAME) {
-        Some(Rtype::CNAME)
+        node.rrsets().next()
+    } else if let Some(s) = node.rrset(ctx.qtype) {
+        Some(s)
     } else {
-        None
+        node.rrset(Rtype::CNAME)
     };
-    let extra = snap
-        .dnssec
-        .as_deref()
-        .and_then(|s| s.apex_extra(zone, node, ctx.qtype));
-    if let Some(kind) = extra {
-        // DNSKEY / NSEC3PARAM at the apex come from the signer, not the zone file.
-        w.section(Section::Answer);
-        if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_apex_extra(w, zone, kind, ctx.dnssec);
-        }
-        if over(w, ctx) {
-            truncate(w, ctx);
-        }
-        return Rcode::NOERROR;
-    }
-    let Some(rtype) = wanted else {
-        nodata(w, snap, ctx, node, qlabels);
-        return Rcode::NOERROR;
-    };
-    let Some(set_idx) = zone.rrset_index(node, rtype) else {
-        nodata(w, snap, ctx, node, qlabels);
-        return Rcode::NOERROR;
+    let Some(set) = wanted else {
+        nodata(w, snap, ctx, t.name, node, qlabels)?;
+        return Ok(Step::Done(Kind::NoData));
     };
     w.section(Section::Answer);
     let mut offs = [0u16; MAX_NS];
-    let is_soa = set_idx == zone.soa_index();
-    if is_soa {
-        write_soa(w, snap, ctx, owner, None);
-    } else {
-        put_rrset(w, snap, ctx, set_idx, owner, None, Some(&mut offs));
-    }
+    put_rrset(w, snap, ctx, node, set, owner, Some(&mut offs))?;
     if over(w, ctx) {
         truncate(w, ctx);
-        return Rcode::NOERROR;
+        return Ok(Step::Done(Kind::Answer));
     }
-    if rtype == Rtype::NS {
+    if set.rtype() == Rtype::NS {
+        pending.flush(w, snap, ctx)?;
+        if w.flags() & flags::TC != 0 {
+            return Ok(Step::Done(Kind::Answer));
+        }
         w.section(Section::Additional);
-        add_glue(w, snap, ctx, node, &offs);
+        add_glue(w, snap, ctx, node, &offs)?;
     }
-    Rcode::NOERROR
+    if set.rtype() == Rtype::CNAME && ctx.qtype != Rtype::CNAME && ctx.qtype != Rtype::ANY {
+        return Ok(Step::Cname(node, set));
+    }
+    Ok(Step::Done(Kind::Answer))
 }
 
-/// Write the SOA (with the snapshot's serial) and its signatures.
+fn apex_extra(
+    w: &mut Writer<'_>,
+    d: &Dnssec,
+    ctx: &Ctx<'_>,
+    kind: crate::dnssec::ApexExtra,
+    owner: Owner<'_>,
+) -> Stage {
+    let ttl = match kind {
+        crate::dnssec::ApexExtra::Dnskey => {
+            for k in d.signer.dnskeys() {
+                write_owner(w, owner);
+                w.record_tail(Rtype::DNSKEY, 1, d.signer.policy().dnskey_ttl, k);
+            }
+            d.signer.policy().dnskey_ttl
+        }
+        crate::dnssec::ApexExtra::Nsec3Param => {
+            let mut buf = [0u8; 300];
+            let p = &d.chain.params;
+            buf[0] = 1;
+            buf[1] = 0;
+            buf[2..4].copy_from_slice(&p.iterations.to_be_bytes());
+            let sl = p.salt.len().min(255);
+            buf[4] = sl as u8;
+            buf[5..5 + sl].copy_from_slice(&p.salt[..sl]);
+            write_owner(w, owner);
+            w.record_tail(Rtype::NSEC3PARAM, 1, 0, &buf[..5 + sl]);
+            0
+        }
+    };
+    if ctx.dnssec {
+        let sigs = d.apex_sigs(kind)?;
+        if let Some(s) = &*sigs {
+            write_sigs(w, s, ttl, owner);
+        }
+    }
+    Ok(())
+}
+
+/// Write the SOA and, with DNSSEC, its signatures.
 fn write_soa(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
     owner: Owner<'_>,
     ttl: Option<u32>,
-) {
+) -> Stage {
     let zone = &*snap.zone;
-    let set = zone.soa();
-    let ttl = ttl.unwrap_or(set.ttl);
-    let rdata = zone.soa_rdata();
-    let mut buf = [0u8; 512];
-    let n = rdata.len().min(512);
-    buf[..n].copy_from_slice(&rdata[..n]);
-    if n >= 20 {
-        buf[n - 20..n - 16].copy_from_slice(&snap.serial.to_be_bytes());
-    }
-    match owner {
-        Owner::At(o) => w.record_at(o, Rtype::SOA, 1, ttl, &buf[..n]),
-        Owner::Name(nm) => w.record(nm, Rtype::SOA, 1, ttl, &buf[..n]),
-    }
+    let apex = zone.apex();
+    let soa = zone.soa();
+    let ttl = ttl.unwrap_or(soa.ttl());
+    let start = w.len();
+    write_owner(w, owner);
+    w.record_tail(Rtype::SOA, 1, ttl, soa.rr(0));
     if ctx.dnssec {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            signed.write_soa_rrsigs(w, ttl, owner_ref(owner));
+        if let Some(d) = snap.dnssec.as_deref() {
+            let sigs = d.set_sigs(apex, soa)?;
+            if let Some(s) = &*sigs {
+                let o = match owner {
+                    Owner::Name(n) => owner_at(start, n),
+                    o => o,
+                };
+                write_sigs(w, s, ttl, o);
+            }
         }
     }
+    Ok(())
 }
 
-fn referral(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, owner_off: u16) {
+fn referral(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    ctx: &Ctx<'_>,
+    node: NodeRef<'_>,
+    labels: usize,
+    t: Target<'_>,
+    pending: &mut Pending,
+) -> Stage {
     let zone = &*snap.zone;
-    let Some(ns) = zone.rrset_index(node, Rtype::NS) else {
-        return;
+    let Some(ns) = node.rrset(Rtype::NS) else {
+        return Ok(());
     };
     w.section(Section::Authority);
     let mut offs = [0u16; MAX_NS];
-    put_rrset_unsigned(w, zone, ns, owner_off, &mut offs);
-    if zone.node(node).flags & SECURE != 0 {
-        if let Some(ds) = zone.rrset_index(node, Rtype::DS) {
-            put_rrset(w, snap, ctx, ds, Owner::At(owner_off), None, None);
+    // The delegation NS RRset: never signed (RFC 4035 §2.2).
+    let owner = t.ancestor(labels);
+    let mut first = owner;
+    for (i, rdata) in ns.rdatas().enumerate() {
+        let start = w.len();
+        write_owner(w, first);
+        if i == 0 {
+            if let Owner::Name(n) = owner {
+                first = owner_at(start, n);
+            }
         }
-    } else if ctx.dnssec {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            // RFC 5155 §7.2.7: closest provable encloser + opt-out cover of the next closer.
-            // The closest provable encloser is the delegation's parent (always in the chain).
-            let labels = zone_labels_of(zone, node);
-            let dname = name::ancestor(ctx.qname, labels);
-            signed.write_closest_encloser_proof(w, zone, dname, labels - 1, false, Some(node));
-        }
-    }
-    if over(w, ctx) {
-        truncate(w, ctx);
-        return;
-    }
-    w.section(Section::Additional);
-    add_glue(w, snap, ctx, node, &offs);
-}
-
-/// The delegation NS RRset: never signed (RFC 4035 §2.2).
-fn put_rrset_unsigned(
-    w: &mut Writer<'_>,
-    zone: &Zone,
-    set_idx: u32,
-    owner_off: u16,
-    offs: &mut [u16; MAX_NS],
-) {
-    let set = zone.rrset(set_idx);
-    for (i, rdata) in zone.rdatas(set).enumerate() {
-        let at = w.len() + 12;
-        w.record_at(owner_off, set.rtype, 1, set.ttl, rdata);
+        let at = w.len() + 10;
+        w.record_tail(Rtype::NS, 1, ns.ttl(), rdata);
         if i < MAX_NS && at < 0x3FFF {
             offs[i] = at as u16;
         }
     }
-}
-
-fn add_glue(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, offs: &[u16; MAX_NS]) {
-    let zone = &*snap.zone;
-    let glue = zone.glue(node);
-    let ns_set = zone.rrset_index(node, Rtype::NS).map(|i| *zone.rrset(i));
-    let authoritative = zone.node(node).flags & DELEGATION == 0;
-    for (k, g) in glue.iter().enumerate() {
-        let mark = w.mark();
-        let set = zone.rrset(g.rrset);
-        let idx = g.ns_index as usize;
-        for rdata in zone.rdatas(set) {
-            if idx < MAX_NS && offs[idx] != 0 {
-                w.record_at(offs[idx], set.rtype, 1, set.ttl, rdata);
-            } else if let Some(ns) = ns_set.as_ref() {
-                w.record(zone.rr(ns, idx), set.rtype, 1, set.ttl, rdata);
+    // RFC 3225 §3, RFC 4035 §3.1.4: DS or the proof of its absence only with DO.
+    if ctx.dnssec {
+        if let Some(d) = snap.dnssec.as_deref() {
+            if node.flags() & SECURE != 0 {
+                if let Some(ds) = node.rrset(Rtype::DS) {
+                    put_rrset(w, snap, ctx, node, ds, first, None)?;
+                }
+            } else {
+                // RFC 5155 §7.2.7: closest provable encloser + opt-out cover of the next closer.
+                let dname = name::ancestor(t.name, labels);
+                let p = d.insecure_referral_proof(zone, dname, labels, node);
+                write_proof(w, zone, d, &p)?;
             }
         }
-        if authoritative && ctx.dnssec {
-            // Address records at the apex side are authoritative data: signed.
-            if let Some(signed) = snap.dnssec.as_deref() {
-                let owner = if idx < MAX_NS && offs[idx] != 0 {
-                    crate::dnssec::OwnerRef::At(offs[idx])
-                } else {
-                    crate::dnssec::OwnerRef::At(12)
+    }
+    pending.flush(w, snap, ctx)?;
+    if over(w, ctx) {
+        truncate(w, ctx);
+    }
+    if w.flags() & flags::TC != 0 {
+        return Ok(());
+    }
+    w.section(Section::Additional);
+    add_glue(w, snap, ctx, node, &offs)
+}
+
+fn add_glue(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    ctx: &Ctx<'_>,
+    node: NodeRef<'_>,
+    offs: &[u16; MAX_NS],
+) -> Stage {
+    let zone = &*snap.zone;
+    let glue = node.glue();
+    let ns = node.rrset(Rtype::NS);
+    let authoritative = node.flags() & DELEGATION == 0;
+    let mut key = Key::new();
+    for (k, g) in glue.iter().enumerate() {
+        let mark = w.mark();
+        let idx = g.ns_index as usize;
+        let owner = if idx < MAX_NS && offs[idx] != 0 {
+            Owner::At(offs[idx])
+        } else {
+            match ns {
+                Some(ns) => Owner::Name(ns.rr(idx)),
+                None => continue,
+            }
+        };
+        match g.at {
+            GlueAt::Local(set) => {
+                // Local glue is below the delegation's own cut: never signed.
+                let set = SetRef {
+                    sh: node.sh,
+                    idx: set,
                 };
-                signed.write_rrsigs(w, zone, g.rrset, set.ttl, owner);
+                write_addresses(w, snap, ctx, None, set, owner)?;
+            }
+            GlueAt::Remote => {
+                let Some(ns) = ns else { continue };
+                let target = ns.rr(idx);
+                if name::wire_len(target).is_err() {
+                    continue;
+                }
+                key.set(target);
+                if let Some(host) = zone.find(&key) {
+                    // At the apex, in-zone name-server addresses are authoritative data.
+                    let sign = (authoritative && host.flags() & BELOW_CUT == 0).then_some(host);
+                    for t in [Rtype::A, Rtype::AAAA] {
+                        if let Some(set) = host.rrset(t) {
+                            write_addresses(w, snap, ctx, sign, set, owner)?;
+                        }
+                    }
+                }
             }
         }
         if over(w, ctx) {
@@ -317,25 +549,83 @@ fn add_glue(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, offs:
             if glue[k..].iter().any(|g| g.required) {
                 w.set_flags(w.flags() | flags::TC);
             }
-            return;
+            return Ok(());
         }
     }
+    Ok(())
 }
 
-fn nodata(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, node: u32, qlabels: usize) {
-    let zone = &*snap.zone;
-    negative(w, snap, ctx, |signed, w| {
-        signed.write_nodata_proof(w, zone, ctx.qname, qlabels, node, ctx.qtype)
+/// Write an address RRset as additional data; `signed_as`: the authoritative node it is at.
+fn write_addresses(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    ctx: &Ctx<'_>,
+    signed_as: Option<NodeRef<'_>>,
+    set: SetRef<'_>,
+    owner: Owner<'_>,
+) -> Stage {
+    for rdata in set.rdatas() {
+        write_owner(w, owner);
+        w.record_tail(set.rtype(), 1, set.ttl(), rdata);
+    }
+    if let (Some(host), true) = (signed_as, ctx.dnssec) {
+        if let Some(d) = snap.dnssec.as_deref() {
+            let sigs = d.set_sigs(host, set)?;
+            if let Some(s) = &*sigs {
+                write_sigs(w, s, set.ttl(), owner);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write the NSEC3 records of a proof with their signatures.
+fn write_proof(w: &mut Writer<'_>, zone: &Zone, d: &Dnssec, p: &Proof) -> Stage {
+    w.section(Section::Authority);
+    for pos in p.iter() {
+        write_nsec3(w, zone, d, pos)?;
+    }
+    Ok(())
+}
+
+fn write_nsec3(w: &mut Writer<'_>, zone: &Zone, d: &Dnssec, pos: ChainPos) -> Stage {
+    let mut owner = [0u8; 300];
+    let n = crate::dnssec::Signer::nsec3_owner(zone.origin(), d.chain.hash(pos), &mut owner);
+    let mut rdata = [0u8; 600];
+    let mut rl = 0usize;
+    d.chain.write_rdata(pos, |b| {
+        let end = (rl + b.len()).min(rdata.len());
+        rdata[rl..end].copy_from_slice(&b[..end - rl]);
+        rl = end;
     });
+    let sigs = d.nsec3_sigs(pos)?;
+    let at = w.len();
+    w.record(&owner[..n], Rtype::NSEC3, 1, d.nsec3_ttl, &rdata[..rl]);
+    if let Some(s) = &*sigs {
+        write_sigs(w, s, d.nsec3_ttl, owner_at(at, &owner[..n]));
+    }
+    Ok(())
 }
 
-/// A negative answer: AA, the SOA with the negative TTL, then the denial `proof` when DNSSEC is wanted.
+fn nodata(
+    w: &mut Writer<'_>,
+    snap: &Snapshot,
+    ctx: &Ctx<'_>,
+    qname: &[u8],
+    node: NodeRef<'_>,
+    qlabels: usize,
+) -> Stage {
+    let zone = &*snap.zone;
+    negative(w, snap, ctx, |d| d.nodata_proof(zone, qname, qlabels, node))
+}
+
+/// A negative answer: AA, the SOA with the negative TTL, then the denial proof when DNSSEC is wanted.
 fn negative(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
-    proof: impl FnOnce(&crate::dnssec::Signed, &mut Writer<'_>),
-) {
+    proof: impl FnOnce(&Dnssec) -> Proof,
+) -> Stage {
     let zone = &*snap.zone;
     w.set_flags(w.flags() | flags::AA);
     w.section(Section::Authority);
@@ -345,59 +635,63 @@ fn negative(
         ctx,
         Owner::Name(zone.origin()),
         Some(zone.negative_ttl()),
-    );
+    )?;
     if ctx.dnssec {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            proof(signed, w);
+        if let Some(d) = snap.dnssec.as_deref() {
+            let p = proof(d);
+            write_proof(w, zone, d, &p)?;
         }
     }
     if over(w, ctx) {
         truncate(w, ctx);
     }
+    Ok(())
 }
 
-fn nxdomain(w: &mut Writer<'_>, snap: &Snapshot, ctx: &Ctx<'_>, encloser_labels: usize) -> Rcode {
-    let zone = &*snap.zone;
-    negative(w, snap, ctx, |signed, w| {
-        signed.write_closest_encloser_proof(w, zone, ctx.qname, encloser_labels, true, None)
-    });
-    Rcode::NXDOMAIN
-}
-
-fn wildcard(
+fn nxdomain(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
-    wc: u32,
+    qname: &[u8],
     encloser_labels: usize,
-) -> Rcode {
+) -> Stage {
     let zone = &*snap.zone;
-    if zone.node(wc).flags & DELEGATION != 0 {
+    negative(w, snap, ctx, |d| {
+        d.closest_encloser_proof(zone, qname, encloser_labels, true, None)
+    })
+}
+
+fn wildcard<'z>(
+    w: &mut Writer<'_>,
+    snap: &'z Snapshot,
+    ctx: &Ctx<'_>,
+    wc: NodeRef<'z>,
+    t: Target<'_>,
+    encloser_labels: usize,
+    pending: &mut Pending,
+) -> Result<Step<'z>, NoSignature> {
+    let zone = &*snap.zone;
+    if wc.flags() & DELEGATION != 0 {
         // A wildcard delegation is not synthesised; treat the name as absent.
-        return nxdomain(w, snap, ctx, encloser_labels);
+        nxdomain(w, snap, ctx, t.name, encloser_labels)?;
+        return Ok(Step::Done(Kind::NxDomain));
     }
-    let has_data = zone
-        .rrsets(wc)
-        .iter()
-        .any(|s| s.rtype == ctx.qtype || s.rtype == Rtype::CNAME || ctx.qtype == Rtype::ANY);
+    let has_data = ctx.qtype == Rtype::ANY || wc.has(ctx.qtype) || wc.has(Rtype::CNAME);
     if !has_data {
         // RFC 5155 §7.2.5: NODATA through a wildcard proves the closest encloser,
         // covers the next closer name and matches the wildcard.
-        negative(w, snap, ctx, |signed, w| {
-            signed.write_wildcard_nodata_proof(w, zone, ctx.qname, encloser_labels)
-        });
-        return Rcode::NOERROR;
+        negative(w, snap, ctx, |d| {
+            d.wildcard_nodata_proof(zone, t.name, encloser_labels)
+        })?;
+        return Ok(Step::Done(Kind::NoData));
     }
-    let rc = answer_node(w, snap, ctx, wc, Owner::At(12), encloser_labels + 1);
-    if ctx.dnssec && w.flags() & flags::TC == 0 {
-        if let Some(signed) = snap.dnssec.as_deref() {
-            // RFC 5155 §7.2.6: prove that the next closer name does not exist.
-            w.section(Section::Authority);
-            signed.write_wildcard_proof(w, zone, ctx.qname, encloser_labels);
-            if over(w, ctx) {
-                truncate(w, ctx);
-            }
+    // RFC 5155 §7.2.6: the answer comes with the proof that the next closer name
+    // does not exist; it is written in the authority section, after every
+    // answer record (a synthesised CNAME may be followed first).
+    if ctx.dnssec {
+        if let Some(d) = snap.dnssec.as_deref() {
+            pending.push(d.wildcard_proof(t.name, encloser_labels));
         }
     }
-    rc
+    answer_node(w, snap, ctx, wc, t.owner(), t, encloser_labels + 1, pending)
 }

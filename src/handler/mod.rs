@@ -13,24 +13,25 @@
 
 mod answer;
 
-use crate::dnssec::Signed;
+use crate::dnssec::Dnssec;
+use crate::dnssec::NoSignature;
 use crate::name::Key;
 use crate::suppress::Suppressions;
 use crate::wire::{parse_query, query::ParseError, Class, Opcode, Rcode, Rtype, Writer};
 use crate::zone::Zone;
 use std::sync::Arc;
 
-pub use answer::answer_in_zone;
+pub use answer::{answer_in_zone, Kind};
 
 /// Everything a query is answered from; immutable, swapped as a whole.
 pub struct Snapshot {
-    /// The zone index.
+    /// The zone index (suppressed delegations already withdrawn from it).
     pub zone: Arc<Zone>,
     /// DNSSEC material (chain, signatures), when the zone is signed.
-    pub dnssec: Option<Arc<Signed>>,
-    /// The suppression list in force.
+    pub dnssec: Option<Arc<Dnssec>>,
+    /// The suppression list in force: which names get an Extended DNS Error.
     pub suppressions: Arc<Suppressions>,
-    /// The SOA serial served (the zone's, raised by every change).
+    /// The SOA serial served.
     pub serial: u32,
 }
 
@@ -165,12 +166,27 @@ pub fn handle(
         },
         question_end,
     };
-    let rcode = answer_in_zone(&mut w, snap, &ctx, &key, hit.map(|h| h.labels));
-    let ede = hit
-        .filter(|_| edns.is_some())
-        .map(|s| (s.code, s.text.as_bytes()));
-    done(w, rcode, ede)
+    match answer_in_zone(&mut w, snap, &ctx, &key) {
+        Ok(kind) => {
+            // A suppressed name (or a name below one) is denied with the Extended DNS
+            // Error; addresses of hosts below it that other domains use are not.
+            let ede = hit
+                .filter(|_| edns.is_some() && matches!(kind, Kind::NxDomain | Kind::NoData))
+                .map(|s| (s.code, s.text.as_bytes()));
+            done(w, kind.rcode(), ede)
+        }
+        Err(NoSignature) => {
+            // Never an unsigned answer to a DO=1 query: a validator would call it bogus.
+            w.clear_records(question_end);
+            w.set_flags(w.flags() & !(flags::AA | flags::TC));
+            let ede = edns.map(|_| (crate::wire::types::ede::OTHER, SERVFAIL_TEXT.as_bytes()));
+            done(w, Rcode::SERVFAIL, ede)
+        }
+    }
 }
+
+/// Extended DNS Error text of a SERVFAIL for a signature that could not be made.
+const SERVFAIL_TEXT: &str = "DNSSEC signature unavailable";
 
 /// Set the rcode, add OPT when the query had EDNS, and complete the message.
 fn finish(

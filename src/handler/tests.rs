@@ -107,7 +107,8 @@ fn referral_to_secure_delegation_has_ns_and_ds_no_aa() {
     assert!(!m.flag(flags::AA));
     assert!(m.answer.is_empty());
     assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 2);
-    assert_eq!(Message::of(&m.authority, Rtype::DS).len(), 1);
+    // RFC 3225 §3: no DS without DO (and never in an unsigned zone).
+    assert_eq!(Message::of(&m.authority, Rtype::DS).len(), 0);
     assert_eq!(m.authority[0].owner, n("secure.be."));
     assert!(m.additional.is_empty());
 }
@@ -267,19 +268,37 @@ fn chaos_identity_refused_unless_configured() {
     assert_eq!(m.answer[0].rdata, b"\x06belfry");
 }
 
+/// A version of the test zone with some domains suppressed, through the publisher.
+pub(crate) fn suppressed(domains: &[&str]) -> Arc<Snapshot> {
+    let zone = test_zone();
+    let serial = zone.serial();
+    let list = domains
+        .iter()
+        .map(|d| crate::publish::change::Suppression {
+            name: n(d),
+            reason: "test".into(),
+            case: "T-1".into(),
+            added_by: "test".into(),
+            added_at: 0,
+            expires: None,
+            ede: crate::suppress::EdeKind::Blocked,
+        })
+        .collect();
+    crate::publish::Publisher::new(
+        zone,
+        None,
+        list,
+        serial,
+        crate::publish::Settings::default(),
+        crate::publish::Sinks::default(),
+    )
+    .unwrap()
+    .snapshot_full()
+}
+
 #[test]
 fn suppressed_names_get_nxdomain_with_ede() {
-    let zone = test_zone();
-    let mut set = Suppressions::new();
-    set.insert(
-        &crate::name::key_of(&n("secure.be.")),
-        crate::suppress::Effect {
-            code: 15,
-            text: "suspended by the registry".into(),
-        },
-    );
-    let mut s = snapshot(zone);
-    s.suppressions = Arc::new(set);
+    let s = suppressed(&["secure.be."]);
     for name in ["secure.be.", "www.secure.be."] {
         let m = query(&s, name, Rtype::A);
         assert_eq!(m.rcode, 3, "{name}");
@@ -350,16 +369,7 @@ mod counting {
 
 #[test]
 fn steady_state_answers_do_not_allocate() {
-    let mut set = Suppressions::new();
-    set.insert(
-        &crate::name::key_of(&n("insecure.be.")),
-        crate::suppress::Effect {
-            code: 15,
-            text: "suspended".into(),
-        },
-    );
-    let mut s = snapshot(test_zone());
-    s.suppressions = Arc::new(set);
+    let s = suppressed(&["insecure.be."]);
     let cfg = HandlerConfig::default();
     let queries = [
         build_query(1, &n("www.glued.be."), Rtype::A, Some((1232, true))),

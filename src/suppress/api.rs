@@ -13,10 +13,10 @@
 //! Changes return only after the new snapshot serves (see [`super::runtime`]).
 //! One thread serves connections one at a time: operators, not resolvers, use it.
 
-use super::list::{self, Entry};
-use super::runtime::{ChangeError, Runtime};
+use super::list;
 use super::EdeKind;
-use crate::service::{Loaded, Service};
+use crate::publish::change::{Change, ChangeError, Outcome, Suppression};
+use crate::publish::Publisher;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -149,12 +149,39 @@ fn parse_body<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The HTTP status of a refused change.
+fn status_of(e: &ChangeError) -> u16 {
+    match e {
+        ChangeError::BadInput(_) | ChangeError::Check(_) => 400,
+        ChangeError::NotListed(_) => 404,
+        ChangeError::AlreadyListed(_) | ChangeError::Unsafe(_) | ChangeError::Unchanged => 409,
+        ChangeError::TimedOut => 503,
+        ChangeError::Sign(_) | ChangeError::Storage(_) => 500,
+    }
+}
+
 /// Answer with the outcome of a change, or its error status and message.
-fn respond_outcome(stream: &mut TcpStream, r: Result<super::runtime::Outcome, ChangeError>) {
+fn respond_outcome(stream: &mut TcpStream, r: Result<Outcome, ChangeError>) {
     match r {
         Ok(o) => respond(stream, 200, &serde_json::to_value(o).unwrap_or_default()),
-        Err(e) => respond(stream, e.status, &serde_json::json!({ "error": e.message })),
+        Err(e) => respond(
+            stream,
+            status_of(&e),
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
     }
+}
+
+/// Parse a domain given by an operator: absolute, a valid name.
+fn parse_domain(d: &str) -> Result<Vec<u8>, ChangeError> {
+    if !d.trim().ends_with('.') {
+        return Err(ChangeError::BadInput(format!(
+            "'{d}' must be absolute (end with a dot)"
+        )));
+    }
+    crate::name::from_text(d, &[0])
+        .map(|w| crate::name::to_lowercase(&w))
+        .map_err(|e| ChangeError::BadInput(format!("'{d}': {e}")))
 }
 
 /// Constant-time comparison of the presented token with the configured one.
@@ -169,22 +196,16 @@ fn token_ok(given: Option<&str>, want: &str) -> bool {
 }
 
 /// Serve the admin API on `listener` until the service stops.
-pub fn serve(
-    listener: TcpListener,
-    token: String,
-    rt: Arc<Runtime>,
-    svc: Arc<Service>,
-    loaded: Arc<Loaded>,
-) {
+pub fn serve(listener: TcpListener, token: String, ctx: Arc<ApiContext>) {
     let _ = listener.set_nonblocking(true);
-    while !svc.stopping() {
+    while !ctx.publisher.stopping() {
         match listener.accept() {
             Ok((mut stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
                 match read_request(&mut stream) {
-                    Ok(req) => handle(&mut stream, req, peer, &token, &rt, &svc, &loaded),
+                    Ok(req) => handle(&mut stream, req, peer, &token, &ctx),
                     Err(m) => respond(&mut stream, 400, &serde_json::json!({ "error": m })),
                 }
             }
@@ -209,24 +230,33 @@ pub fn serve(
     }
 }
 
+/// What the admin API works with.
+pub struct ApiContext {
+    /// The publisher.
+    pub publisher: Arc<Publisher>,
+    /// The service (for status).
+    pub service: Arc<crate::service::Service>,
+    /// The audit log (for refused requests).
+    pub audit: Option<super::audit::Audit>,
+}
+
 fn handle(
     stream: &mut TcpStream,
     req: Request,
     peer: std::net::SocketAddr,
     token: &str,
-    rt: &Runtime,
-    svc: &Service,
-    loaded: &Loaded,
+    ctx: &ApiContext,
 ) {
+    let publisher = &ctx.publisher;
     if !token_ok(req.token.as_deref(), token) {
-        if let Some(a) = &rt.audit {
+        if let Some(a) = &ctx.audit {
             a.record(
                 &format!("api:{peer}"),
                 "auth-failed",
                 "",
                 &format!("{} {}", req.method, req.path),
                 "",
-                svc.snapshot().serial,
+                publisher.snapshot().serial,
             );
         }
         respond(
@@ -239,7 +269,8 @@ fn handle(
     let path = req.path.trim_end_matches('/');
     match (req.method.as_str(), path) {
         ("GET", "/v1/status") => {
-            let snap = svc.snapshot();
+            let snap = publisher.snapshot();
+            let signer = snap.dnssec.as_ref().map(|d| d.signer.clone());
             respond(
                 stream,
                 200,
@@ -248,33 +279,44 @@ fn handle(
                     "serial": snap.serial,
                     "suppressed": snap.suppressions.len(),
                     "signed": snap.dnssec.is_some(),
+                    "fully_signed": ctx.service.fully_signed.load(std::sync::atomic::Ordering::Relaxed),
+                    "signatures_made": signer.as_ref().map(|s| s.made.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
+                    "signing_failures": signer.as_ref().map(|s| s.failures.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
+                    "delegations": snap.zone.stats().delegations,
                 }),
             );
         }
         ("GET", "/v1/suppressions") => {
-            let l = rt.list();
+            let (serial, l) = publisher.list();
+            let entries: Vec<list::Entry> = l.iter().map(list::Entry::from_suppression).collect();
             respond(
                 stream,
                 200,
-                &serde_json::json!({ "serial": l.serial, "entries": l.entries }),
+                &serde_json::json!({ "serial": serial, "entries": entries }),
             );
         }
         ("GET", p) if p.starts_with("/v1/suppressions/") => {
-            let d = p
-                .trim_start_matches("/v1/suppressions/")
-                .to_ascii_lowercase();
-            let d = if d.ends_with('.') { d } else { format!("{d}.") };
-            match rt
-                .list()
-                .entries
-                .into_iter()
-                .find(|e| e.domain.eq_ignore_ascii_case(&d))
-            {
-                Some(e) => respond(stream, 200, &serde_json::to_value(e).unwrap_or_default()),
+            let d = p.trim_start_matches("/v1/suppressions/");
+            let d = if d.ends_with('.') {
+                d.to_string()
+            } else {
+                format!("{d}.")
+            };
+            let wire = match parse_domain(&d) {
+                Ok(w) => w,
+                Err(e) => return respond_outcome(stream, Err(e)),
+            };
+            let (_, l) = publisher.list();
+            match l.iter().find(|e| e.name == wire) {
+                Some(e) => respond(
+                    stream,
+                    200,
+                    &serde_json::to_value(list::Entry::from_suppression(e)).unwrap_or_default(),
+                ),
                 None => respond(
                     stream,
                     404,
-                    &serde_json::json!({ "error": format!("{d} is not on the suppression list") }),
+                    &serde_json::json!({ "error": format!("{} is not on the suppression list", crate::name::to_text(&wire)) }),
                 ),
             }
         }
@@ -282,30 +324,64 @@ fn handle(
             let Some(body) = parse_body::<AddBody>(stream, &req.body, |b| &b.actor) else {
                 return;
             };
-            let now = list::format_time(list::now_secs());
-            let entries = body
-                .entries
-                .into_iter()
-                .map(|n| Entry {
-                    domain: n.domain,
+            let now = list::now_secs();
+            let mut entries = Vec::new();
+            for n in body.entries {
+                let name = match parse_domain(&n.domain) {
+                    Ok(w) => w,
+                    Err(e) => return respond_outcome(stream, Err(e)),
+                };
+                let expires = match n.expires.as_deref().map(list::parse_time) {
+                    None => None,
+                    Some(Some(t)) => Some(t),
+                    Some(None) => {
+                        return respond_outcome(
+                            stream,
+                            Err(ChangeError::BadInput(format!(
+                                "{}: bad expires '{}'",
+                                n.domain,
+                                n.expires.unwrap_or_default()
+                            ))),
+                        )
+                    }
+                };
+                entries.push(Suppression {
+                    name,
                     reason: n.reason,
                     case: n.case,
                     added_by: body.actor.clone(),
-                    added_at: now.clone(),
-                    expires: n.expires,
+                    added_at: now,
+                    expires,
                     ede: n.ede.unwrap_or(EdeKind::Blocked),
-                })
-                .collect();
-            respond_outcome(stream, rt.add(svc, loaded, entries, &body.actor));
+                });
+            }
+            let r = publisher.apply(
+                Change::Suppress { entries },
+                &body.actor,
+                Some(std::time::Instant::now() + Duration::from_secs(30)),
+            );
+            respond_outcome(stream, r);
         }
         ("POST", "/v1/suppressions/remove") => {
             let Some(body) = parse_body::<RemoveBody>(stream, &req.body, |b| &b.actor) else {
                 return;
             };
-            respond_outcome(
-                stream,
-                rt.remove(svc, loaded, &body.domains, &body.reason, &body.actor),
+            let mut names = Vec::new();
+            for d in &body.domains {
+                match parse_domain(d) {
+                    Ok(w) => names.push(w),
+                    Err(e) => return respond_outcome(stream, Err(e)),
+                }
+            }
+            let r = publisher.apply(
+                Change::Lift {
+                    names,
+                    reason: body.reason.clone(),
+                },
+                &body.actor,
+                Some(std::time::Instant::now() + Duration::from_secs(30)),
             );
+            respond_outcome(stream, r);
         }
         _ => respond(
             stream,
@@ -315,48 +391,110 @@ fn handle(
     }
 }
 
-impl Runtime {
-    /// Start the admin API and the watcher (file edits, expiry) for a running service.
-    pub fn start(
-        self,
-        svc: Arc<Service>,
-        loaded: Loaded,
-    ) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
-        let rt = Arc::new(self);
-        let loaded = Arc::new(loaded);
-        let mut threads = Vec::new();
-        match &rt.token_file {
-            Some(tf) => {
-                let token = std::fs::read_to_string(tf)
-                    .map_err(|e| format!("{}: cannot read the admin token: {e}", tf.display()))?
-                    .trim()
-                    .to_string();
-                if token.len() < 16 {
-                    return Err(format!(
-                        "{}: the admin token must be at least 16 characters",
-                        tf.display()
-                    ));
-                }
-                let listener = TcpListener::bind(rt.admin_listen)
-                    .map_err(|e| format!("admin API: cannot listen on {}: {e}", rt.admin_listen))?;
-                crate::log(&format!("admin API on http://{}", rt.admin_listen));
-                let (r, s, l) = (rt.clone(), svc.clone(), loaded.clone());
-                threads.push(
-                    std::thread::Builder::new()
-                        .name("belfry-admin".into())
-                        .spawn(move || serve(listener, token, r, s, l))
-                        .map_err(|e| format!("admin API thread: {e}"))?,
-                );
-            }
-            None => crate::log("admin API off: no [suppress] admin_token_file configured"),
+/// Watches the list file for hand edits and submits them to the publisher.
+pub struct ListWatch {
+    path: std::path::PathBuf,
+    last_text: Option<String>,
+}
+
+impl ListWatch {
+    /// Watch a list file; `current` is its text as the server last wrote or read it.
+    pub fn new(path: std::path::PathBuf) -> ListWatch {
+        let last_text = std::fs::read_to_string(&path).ok();
+        ListWatch { path, last_text }
+    }
+
+    /// Pick up a hand edit, if there is one. Errors leave the list in force.
+    pub fn check(&mut self, publisher: &Publisher) -> Result<Option<Outcome>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: cannot read: {e}", self.path.display())),
+        };
+        if self.last_text.as_deref() == Some(text.as_str()) {
+            return Ok(None);
         }
-        let (r, s, l) = (rt.clone(), svc.clone(), loaded.clone());
+        // Our own write since the last look is not a hand edit.
+        let (serial, current) = publisher.list();
+        let ours = list::render(&list::ListFile {
+            serial,
+            entries: current.iter().map(list::Entry::from_suppression).collect(),
+        });
+        if ours == text {
+            self.last_text = Some(text);
+            return Ok(None);
+        }
+        self.last_text = Some(text.clone());
+        let parsed = list::parse(&self.path, &text).map_err(|m| format!("edit rejected: {m}"))?;
+        let mut entries = Vec::new();
+        for e in &parsed.entries {
+            entries.push(
+                e.to_suppression()
+                    .map_err(|m| format!("{}: edit rejected: {m}", self.path.display()))?,
+            );
+        }
+        match publisher.apply(Change::ReplaceList { entries }, "file-edit", None) {
+            Ok(o) => {
+                self.last_text = std::fs::read_to_string(&self.path).ok();
+                Ok(Some(o))
+            }
+            Err(ChangeError::Unchanged) => Ok(None),
+            Err(e) => Err(format!("{}: edit rejected: {e}", self.path.display())),
+        }
+    }
+}
+
+/// Start the admin API (when a token file is configured) and the list-file watcher.
+pub fn start(
+    cfg: &crate::config::Config,
+    publisher: Arc<Publisher>,
+    service: Arc<crate::service::Service>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    let s = &cfg.suppress;
+    let mut threads = Vec::new();
+    let audit = match &s.audit_log {
+        Some(p) => Some(super::audit::Audit::open(p)?),
+        None => None,
+    };
+    let ctx = Arc::new(ApiContext {
+        publisher: publisher.clone(),
+        service,
+        audit,
+    });
+    match &s.admin_token_file {
+        Some(tf) => {
+            let token = std::fs::read_to_string(tf)
+                .map_err(|e| format!("{}: cannot read the admin token: {e}", tf.display()))?
+                .trim()
+                .to_string();
+            if token.len() < 16 {
+                return Err(format!(
+                    "{}: the admin token must be at least 16 characters",
+                    tf.display()
+                ));
+            }
+            let listener = TcpListener::bind(s.admin_listen)
+                .map_err(|e| format!("admin API: cannot listen on {}: {e}", s.admin_listen))?;
+            crate::log(&format!("admin API on http://{}", s.admin_listen));
+            let c = ctx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("belfry-admin".into())
+                    .spawn(move || serve(listener, token, c))
+                    .map_err(|e| format!("admin API thread: {e}"))?,
+            );
+        }
+        None => crate::log("admin API off: no [suppress] admin_token_file configured"),
+    }
+    if let Some(path) = s.file.clone() {
+        let p = publisher.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("belfry-watch".into())
                 .spawn(move || {
-                    while !s.stopping() {
-                        match r.check_file(&s, &l) {
+                    let mut w = ListWatch::new(path);
+                    while !p.stopping() {
+                        match w.check(&p) {
                             Ok(Some(o)) => crate::log(&format!(
                                 "suppression list edited by hand: serial {}, added {:?}, removed {:?}",
                                 o.serial, o.added, o.removed
@@ -364,21 +502,13 @@ impl Runtime {
                             Ok(None) => {}
                             Err(m) => crate::log(&m),
                         }
-                        if let Err(e) = r.refresh_signatures(&s, &l) {
-                            crate::log(&format!("re-signing spliced NSEC3 records failed: {e}"));
-                        }
-                        match r.expire(&s, &l) {
-                            Ok(Some(o)) => crate::log(&format!("suppressions expired: {:?} (serial {})", o.removed, o.serial)),
-                            Ok(None) => {}
-                            Err(e) => crate::log(&format!("expiring suppressions failed: {e}")),
-                        }
                         std::thread::sleep(Duration::from_millis(500));
                     }
                 })
                 .map_err(|e| format!("watch thread: {e}"))?,
         );
-        Ok(threads)
     }
+    Ok(threads)
 }
 
 #[cfg(test)]

@@ -10,6 +10,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// One audit line of a change.
+#[derive(Clone, Debug, Default)]
+pub struct Line {
+    /// Who asked.
+    pub actor: String,
+    /// What was done (`add`, `remove`, `expire`, `edit-add`, `reload`, ...).
+    pub action: String,
+    /// Which domain (empty when the change is not about one).
+    pub domain: String,
+    /// Why.
+    pub reason: String,
+    /// The case id.
+    pub case: String,
+}
+
 /// An open audit log.
 pub struct Audit {
     path: PathBuf,
@@ -28,6 +43,31 @@ impl Audit {
             path: path.to_path_buf(),
             file: Mutex::new(file),
         })
+    }
+
+    /// Append the lines of one change in one write and fsync them; an error means
+    /// the change must not be made.
+    pub fn record_batch(&self, change_id: u64, lines: &[Line], serial: u32) -> Result<(), String> {
+        let time = super::list::format_time(super::list::now_secs());
+        let mut text = String::new();
+        for l in lines {
+            let v = serde_json::json!({
+                "time": time,
+                "change": change_id,
+                "actor": l.actor,
+                "action": l.action,
+                "domain": l.domain,
+                "reason": l.reason,
+                "case": l.case,
+                "serial": serial,
+            });
+            text.push_str(&v.to_string());
+            text.push('\n');
+        }
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| format!("{}: cannot write the audit log: {e}", self.path.display()))
     }
 
     /// Append one event; a write failure is logged (the change itself already happened).

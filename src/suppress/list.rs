@@ -33,6 +33,40 @@ pub struct Entry {
     pub ede: EdeKind,
 }
 
+impl Entry {
+    /// The file form of a suppression.
+    pub fn from_suppression(s: &crate::publish::change::Suppression) -> Entry {
+        Entry {
+            domain: crate::name::to_text(&s.name),
+            reason: s.reason.clone(),
+            case: s.case.clone(),
+            added_by: s.added_by.clone(),
+            added_at: format_time(s.added_at),
+            expires: s.expires.map(format_time),
+            ede: s.ede,
+        }
+    }
+
+    /// The suppression an entry describes (the entry must have passed [`parse`]).
+    pub fn to_suppression(&self) -> Result<crate::publish::change::Suppression, String> {
+        let name = crate::name::from_text(&self.domain, &[0])
+            .map_err(|e| format!("domain '{}': {e}", self.domain))?;
+        Ok(crate::publish::change::Suppression {
+            name: crate::name::to_lowercase(&name),
+            reason: self.reason.clone(),
+            case: self.case.clone(),
+            added_by: self.added_by.clone(),
+            added_at: parse_time(&self.added_at)
+                .ok_or_else(|| format!("bad added_at '{}'", self.added_at))?,
+            expires: match &self.expires {
+                Some(x) => Some(parse_time(x).ok_or_else(|| format!("bad expires '{x}'"))?),
+                None => None,
+            },
+            ede: self.ede,
+        })
+    }
+}
+
 fn default_ede() -> EdeKind {
     EdeKind::Blocked
 }

@@ -13,9 +13,6 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod list;
-pub mod runtime;
-
-pub use runtime::Runtime;
 
 use crate::name::Key;
 use std::collections::HashMap;

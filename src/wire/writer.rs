@@ -256,6 +256,11 @@ impl<'a> Writer<'a> {
         self.record_tail(rtype, class, ttl, rdata);
     }
 
+    /// Write a compression pointer to an earlier name (an owner written by reference).
+    pub fn pointer(&mut self, at: u16) {
+        self.buf.extend_from_slice(&(0xC000 | at).to_be_bytes());
+    }
+
     /// Write the fields after the owner name of a record (the owner was just written).
     pub fn record_tail(&mut self, rtype: Rtype, class: u16, ttl: u32, rdata: &[u8]) {
         self.buf.extend_from_slice(&rtype.0.to_be_bytes());

@@ -1,23 +1,31 @@
-//! The zone: loaded records turned into a query-ready index.
+//! The zone: loaded records turned into a query-ready, sharded index.
 //!
-//! Owns the in-memory form of one zone (RFC 1034 §4.2–4.3): every name as a
-//! canonical key (see [`crate::name`]) in a hash table, RRsets as wire RDATA
-//! in one arena, and, for each delegation, the glue to add to a referral,
-//! resolved at load time. A query only follows indices and copies bytes.
+//! Owns the in-memory form of one zone (RFC 1034 §4.2–4.3). The names are cut
+//! into [`SHARDS`] immutable shards (see [`shard`]) by the label below the
+//! origin, plus a shard holding the apex; a [`Zone`] is the vector of shards
+//! of one version. A change builds the few shards it touches and a new vector
+//! that shares every other shard with the previous version, so a one-name
+//! change costs one small rebuild, and readers of the old version are not
+//! disturbed.
 //!
-//! It must not know about packets or transports; the handler asks it
-//! questions ([`Zone::lookup`]) and writes the answer itself.
+//! A query walks the name's ancestors in one shard ([`Zone::lookup`]) and the
+//! handler writes the answer from the RRsets it finds; every shard also carries
+//! the DNSSEC signatures of its RRsets ([`crate::dnssec::ShardSigs`]).
+//!
+//! It must not know about packets or transports.
 
 pub mod build;
 pub mod generate;
 pub mod master;
+pub mod shard;
 
+use crate::dnssec::ShardSigs;
 use crate::name::{self, Key};
 use crate::wire::Rtype;
-use hashbrown::HashTable;
-use std::hash::BuildHasher;
+use std::sync::Arc;
 
 pub use build::{load_file, LoadError, ZoneBuilder};
+pub use shard::{shard_of, Glue, GlueAt, Node, RRset, Shard, ZoneStats, SHARDS};
 
 /// A node is the zone apex.
 pub const APEX: u16 = 1;
@@ -30,103 +38,238 @@ pub const HAS_WILDCARD: u16 = 8;
 /// A delegation has a DS RRset (a secure delegation).
 pub const SECURE: u16 = 16;
 
-/// One name in the zone.
-#[derive(Clone, Copy, Debug)]
-pub struct Node {
-    key_off: u32,
-    key_len: u16,
-    /// Bit set of [`APEX`], [`DELEGATION`], ...
-    pub flags: u16,
-    rrset_start: u32,
-    rrset_count: u16,
-    glue_count: u16,
-    glue_start: u32,
+/// Shard number used for the apex shard in [`NodeRef::shard_no`].
+pub const APEX_SHARD: u32 = u32::MAX;
+
+/// One shard as a version of the zone serves it: its names and their signatures.
+pub struct ZShard {
+    /// The names and RRsets.
+    pub data: Arc<Shard>,
+    /// Signatures of the shard's RRsets, when the zone is signed.
+    pub sigs: Option<ShardSigs>,
 }
 
-/// One RRset: type, TTL and its records' RDATA in the arena.
-#[derive(Clone, Copy, Debug)]
-pub struct RRset {
-    /// Record type.
-    pub rtype: Rtype,
-    /// Number of records.
-    pub count: u16,
-    /// TTL shared by the records.
-    pub ttl: u32,
-    /// Offset in the RDATA arena of the first record (`[len][rdata]` records follow each other).
-    first_rr: u32,
+impl ZShard {
+    /// A shard version without signatures.
+    pub fn unsigned(data: Arc<Shard>) -> ZShard {
+        ZShard { data, sigs: None }
+    }
 }
 
-/// An address RRset to add as glue to a referral (or to an apex NS answer).
-#[derive(Clone, Copy, Debug)]
-pub struct Glue {
-    /// Index of the NS record (in its RRset) whose target this address belongs to.
-    pub ns_index: u16,
-    /// Whether it is in-domain glue that must be sent or the answer truncated (RFC 9471).
-    pub required: bool,
-    /// The A or AAAA RRset.
-    pub rrset: u32,
+/// A name of the zone: its shard and its index there.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'z> {
+    /// The shard version holding the name.
+    pub sh: &'z ZShard,
+    /// Shard number ([`APEX_SHARD`] for the apex shard).
+    pub shard_no: u32,
+    /// Index of the node in the shard.
+    pub idx: u32,
+}
+
+impl std::fmt::Debug for NodeRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "NodeRef({}, shard {}, #{})",
+            name::to_text(&self.name()),
+            self.shard_no,
+            self.idx
+        )
+    }
+}
+
+impl PartialEq for NodeRef<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        std::ptr::eq(self.sh, o.sh) && self.idx == o.idx
+    }
+}
+
+impl<'z> NodeRef<'z> {
+    /// The shard's data.
+    pub fn shard(&self) -> &'z Shard {
+        &self.sh.data
+    }
+
+    /// The node's flags ([`APEX`], [`DELEGATION`], ...).
+    pub fn flags(&self) -> u16 {
+        self.sh.data.node(self.idx).flags
+    }
+
+    /// The canonical key of the name.
+    pub fn key(&self) -> &'z [u8] {
+        self.sh.data.node_key(self.idx)
+    }
+
+    /// Number of labels of the name (root excluded).
+    pub fn labels(&self) -> usize {
+        self.key().iter().filter(|&&b| b == 0).count()
+    }
+
+    /// The lowercase wire name (allocates: not for the query path).
+    pub fn name(&self) -> Vec<u8> {
+        key_to_wire(self.key())
+    }
+
+    /// The node's RRsets.
+    pub fn rrsets(&self) -> impl Iterator<Item = SetRef<'z>> + 'z {
+        let sh = self.sh;
+        let start = sh.data.rrset_start(self.idx);
+        let n = sh.data.rrsets(self.idx).len() as u32;
+        (start..start + n).map(move |idx| SetRef { sh, idx })
+    }
+
+    /// Whether the node holds no RRset (an empty non-terminal).
+    pub fn is_empty(&self) -> bool {
+        self.sh.data.rrsets(self.idx).is_empty()
+    }
+
+    /// The node's RRset of a type.
+    pub fn rrset(&self, rtype: Rtype) -> Option<SetRef<'z>> {
+        self.sh
+            .data
+            .rrset_index(self.idx, rtype)
+            .map(|idx| SetRef { sh: self.sh, idx })
+    }
+
+    /// Whether the node has an RRset of a type.
+    pub fn has(&self, rtype: Rtype) -> bool {
+        self.sh
+            .data
+            .rrsets(self.idx)
+            .iter()
+            .any(|s| s.rtype == rtype)
+    }
+
+    /// Glue to add to a referral to (or an apex NS answer at) this node.
+    pub fn glue(&self) -> &'z [Glue] {
+        self.sh.data.glue(self.idx)
+    }
+}
+
+/// An RRset of the zone: its shard and its index there.
+#[derive(Clone, Copy)]
+pub struct SetRef<'z> {
+    /// The shard version holding the RRset.
+    pub sh: &'z ZShard,
+    /// Index of the RRset in the shard.
+    pub idx: u32,
+}
+
+impl<'z> SetRef<'z> {
+    /// The RRset (type, TTL, count).
+    pub fn set(&self) -> &'z RRset {
+        self.sh.data.rrset(self.idx)
+    }
+
+    /// Its type.
+    pub fn rtype(&self) -> Rtype {
+        self.set().rtype
+    }
+
+    /// Its TTL.
+    pub fn ttl(&self) -> u32 {
+        self.set().ttl
+    }
+
+    /// The RDATA of each record.
+    pub fn rdatas(&self) -> impl Iterator<Item = &'z [u8]> + 'z {
+        let data: &'z Shard = &self.sh.data;
+        data.rdatas(data.rrset(self.idx))
+    }
+
+    /// The RDATA of record `i`.
+    pub fn rr(&self, i: usize) -> &'z [u8] {
+        let data: &'z Shard = &self.sh.data;
+        data.rr(data.rrset(self.idx), i)
+    }
 }
 
 /// Where a query name falls in the zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lookup<'z> {
     /// The name exists (it may be an empty non-terminal) and is not below a delegation.
-    Exact(u32),
-    /// The name is at or below a delegation point: `node` is the delegation,
-    /// `exact` says whether the query name is the delegation itself.
+    Exact(NodeRef<'z>),
+    /// The name is at or below a delegation point.
     Delegation {
         /// The delegation node.
-        node: u32,
+        node: NodeRef<'z>,
         /// Whether the query name is the delegation point itself.
         exact: bool,
+        /// Labels of the delegation point.
+        labels: usize,
     },
-    /// The name does not exist; `encloser` is its closest existing ancestor and
-    /// `encloser_labels` that ancestor's label count.
+    /// The name does not exist.
     NxDomain {
-        /// Closest encloser node.
-        encloser: u32,
+        /// Closest existing ancestor.
+        encloser: NodeRef<'z>,
         /// Labels of the closest encloser (root excluded).
         encloser_labels: usize,
     },
 }
 
-/// Counters describing a loaded zone.
-#[derive(Clone, Debug, Default)]
-pub struct ZoneStats {
-    /// Names in the index (with empty non-terminals).
-    pub names: usize,
-    /// Delegation points.
-    pub delegations: usize,
-    /// Delegations with a DS RRset.
-    pub secure_delegations: usize,
-    /// Address RRsets below delegation points.
-    pub glue_rrsets: usize,
-    /// Resource records loaded.
-    pub records: usize,
-    /// Empty non-terminals.
-    pub empty_non_terminals: usize,
-}
-
-/// A loaded, checked, query-ready zone. Immutable once built.
+/// One version of a loaded, checked, query-ready zone. Immutable once built.
 pub struct Zone {
     origin: Vec<u8>,
     origin_labels: usize,
-    nodes: Vec<Node>,
-    keys: Vec<u8>,
-    table: HashTable<u32>,
-    hasher: hashbrown::DefaultHashBuilder,
-    rrsets: Vec<RRset>,
-    rdata: Vec<u8>,
-    glue: Vec<Glue>,
-    apex: u32,
-    soa: u32,
-    /// Load counters.
-    pub stats: ZoneStats,
+    apex: Arc<ZShard>,
+    shards: Vec<Arc<ZShard>>,
+    stats: ZoneStats,
     /// Non-fatal findings of the load-time checks.
     pub warnings: Vec<String>,
 }
 
 impl Zone {
+    /// Assemble a zone from its apex shard and [`SHARDS`] shards.
+    pub fn from_shards(origin: &[u8], apex: Arc<ZShard>, shards: Vec<Arc<ZShard>>) -> Zone {
+        debug_assert_eq!(shards.len(), SHARDS);
+        let mut stats = apex.data.stats.clone();
+        for s in &shards {
+            stats.add(&s.data.stats);
+        }
+        let origin = name::to_lowercase(origin);
+        Zone {
+            origin_labels: name::label_count(&origin),
+            origin,
+            apex,
+            shards,
+            stats,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A new version with some shards replaced (`None` = the apex shard).
+    pub fn with_shards(&self, changed: Vec<(Option<usize>, Arc<ZShard>)>) -> Zone {
+        let mut apex = self.apex.clone();
+        let mut shards = self.shards.clone();
+        let mut stats = self.stats.clone();
+        let sub = |stats: &mut ZoneStats, s: &ZoneStats| {
+            stats.names -= s.names;
+            stats.delegations -= s.delegations;
+            stats.secure_delegations -= s.secure_delegations;
+            stats.glue_rrsets -= s.glue_rrsets;
+            stats.records -= s.records;
+            stats.empty_non_terminals -= s.empty_non_terminals;
+        };
+        for (no, sh) in changed {
+            let slot = match no {
+                None => &mut apex,
+                Some(i) => &mut shards[i],
+            };
+            sub(&mut stats, &slot.data.stats);
+            stats.add(&sh.data.stats);
+            *slot = sh;
+        }
+        Zone {
+            origin: self.origin.clone(),
+            origin_labels: self.origin_labels,
+            apex,
+            shards,
+            stats,
+            warnings: Vec::new(),
+        }
+    }
+
     /// The zone origin, lowercase wire form.
     pub fn origin(&self) -> &[u8] {
         &self.origin
@@ -137,121 +280,83 @@ impl Zone {
         self.origin_labels
     }
 
+    /// Counters of this version.
+    pub fn stats(&self) -> &ZoneStats {
+        &self.stats
+    }
+
     /// The apex node.
-    pub fn apex(&self) -> u32 {
-        self.apex
+    pub fn apex(&self) -> NodeRef<'_> {
+        NodeRef {
+            sh: &self.apex,
+            shard_no: APEX_SHARD,
+            idx: 0,
+        }
+    }
+
+    /// The apex shard.
+    pub fn apex_shard(&self) -> &Arc<ZShard> {
+        &self.apex
+    }
+
+    /// Shard `i` (below the apex).
+    pub fn shard(&self, i: usize) -> &Arc<ZShard> {
+        &self.shards[i]
+    }
+
+    /// Every shard below the apex, by number.
+    pub fn shards(&self) -> &[Arc<ZShard>] {
+        &self.shards
     }
 
     /// The SOA RRset.
-    pub fn soa(&self) -> &RRset {
-        &self.rrsets[self.soa as usize]
-    }
-
-    /// Index of the SOA RRset.
-    pub fn soa_index(&self) -> u32 {
-        self.soa
+    pub fn soa(&self) -> SetRef<'_> {
+        // The build refuses a zone without an SOA at the apex.
+        self.apex().rrset(Rtype::SOA).unwrap_or(SetRef {
+            sh: &self.apex,
+            idx: 0,
+        })
     }
 
     /// The SOA record's RDATA.
     pub fn soa_rdata(&self) -> &[u8] {
-        self.rr(self.soa(), 0)
+        self.soa().rr(0)
     }
 
     /// The SOA serial.
     pub fn serial(&self) -> u32 {
-        let r = self.soa_rdata();
-        let n = r.len();
-        u32::from_be_bytes([r[n - 20], r[n - 19], r[n - 18], r[n - 17]])
+        soa_serial(self.soa_rdata())
     }
 
     /// TTL for negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
     pub fn negative_ttl(&self) -> u32 {
         let r = self.soa_rdata();
         let n = r.len();
+        if n < 20 {
+            return 0;
+        }
         let minimum = u32::from_be_bytes([r[n - 4], r[n - 3], r[n - 2], r[n - 1]]);
-        minimum.min(self.soa().ttl)
+        minimum.min(self.soa().ttl())
     }
 
-    /// A node by index.
-    pub fn node(&self, i: u32) -> &Node {
-        &self.nodes[i as usize]
-    }
-
-    /// Number of nodes.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// The canonical key of a node.
-    pub fn node_key(&self, i: u32) -> &[u8] {
-        let n = &self.nodes[i as usize];
-        &self.keys[n.key_off as usize..n.key_off as usize + n.key_len as usize]
-    }
-
-    /// The lowercase wire name of a node (built from its key; not for the query path).
-    pub fn node_name(&self, i: u32) -> Vec<u8> {
-        key_to_wire(self.node_key(i))
-    }
-
-    /// The RRsets of a node.
-    pub fn rrsets(&self, node: u32) -> &[RRset] {
-        let n = &self.nodes[node as usize];
-        &self.rrsets[n.rrset_start as usize..n.rrset_start as usize + n.rrset_count as usize]
-    }
-
-    /// Index (in the zone-wide RRset table) of a node's RRset of a type.
-    pub fn rrset_index(&self, node: u32, rtype: Rtype) -> Option<u32> {
-        let n = &self.nodes[node as usize];
-        (n.rrset_start..n.rrset_start + n.rrset_count as u32)
-            .find(|&i| self.rrsets[i as usize].rtype == rtype)
-    }
-
-    /// An RRset by zone-wide index.
-    pub fn rrset(&self, i: u32) -> &RRset {
-        &self.rrsets[i as usize]
-    }
-
-    /// Number of RRsets in the zone.
-    pub fn rrset_count(&self) -> usize {
-        self.rrsets.len()
-    }
-
-    /// The RDATA of record `i` of an RRset.
-    pub fn rr(&self, set: &RRset, i: usize) -> &[u8] {
-        self.rdatas(set).nth(i).unwrap_or(&[])
-    }
-
-    /// Iterate over the RDATA of an RRset (adjacent `[len][rdata]` records in the arena).
-    pub fn rdatas(&self, set: &RRset) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut off = set.first_rr as usize;
-        let count = set.count as usize;
-        (0..count).map(move |_| {
-            let len = u16::from_be_bytes([self.rdata[off], self.rdata[off + 1]]) as usize;
-            let r = &self.rdata[off + 2..off + 2 + len];
-            off += 2 + len;
-            r
-        })
-    }
-
-    /// Glue to add to a referral to (or apex NS answer at) `node`.
-    pub fn glue(&self, node: u32) -> &[Glue] {
-        let n = &self.nodes[node as usize];
-        &self.glue[n.glue_start as usize..n.glue_start as usize + n.glue_count as usize]
-    }
-
-    /// Find a node by its key.
-    pub fn find(&self, key: &[u8]) -> Option<u32> {
-        find_in(&self.table, &self.hasher, &self.nodes, &self.keys, key)
+    fn shard_for(&self, key: &Key) -> (&ZShard, u32) {
+        let no = shard_of(key.prefix(self.origin_labels + 1));
+        (&self.shards[no], no as u32)
     }
 
     /// Locate a query name, given its key. The name must be at or below the origin.
     ///
-    /// One walk from the apex down: every ancestor's key is a prefix of the name's key.
-    pub fn lookup(&self, key: &Key) -> Lookup {
+    /// One walk from the apex down: every ancestor's key is a prefix of the name's key,
+    /// and every name below the apex is in the shard of its level-one ancestor.
+    pub fn lookup(&self, key: &Key) -> Lookup<'_> {
         let total = key.labels();
-        let mut encloser = self.apex;
+        let mut encloser = self.apex();
+        if total <= self.origin_labels {
+            return Lookup::Exact(encloser);
+        }
+        let (sh, no) = self.shard_for(key);
         for labels in self.origin_labels + 1..=total {
-            match self.find(key.prefix(labels)) {
+            match sh.data.find(key.prefix(labels)) {
                 None => {
                     return Lookup::NxDomain {
                         encloser,
@@ -259,59 +364,128 @@ impl Zone {
                     }
                 }
                 Some(i) => {
-                    let flags = self.nodes[i as usize].flags;
-                    if flags & DELEGATION != 0 {
+                    let node = NodeRef {
+                        sh,
+                        shard_no: no,
+                        idx: i,
+                    };
+                    if node.flags() & DELEGATION != 0 {
                         return Lookup::Delegation {
-                            node: i,
+                            node,
                             exact: labels == total,
+                            labels,
                         };
                     }
-                    encloser = i;
+                    encloser = node;
                 }
             }
         }
         Lookup::Exact(encloser)
     }
 
-    /// Find the wildcard child `*.<node>`, if the node has one.
-    pub fn wildcard_child(&self, node: u32) -> Option<u32> {
-        if self.nodes[node as usize].flags & HAS_WILDCARD == 0 {
+    /// The node of a name by its key, wherever it is (below a cut too).
+    pub fn find(&self, key: &Key) -> Option<NodeRef<'_>> {
+        let total = key.labels();
+        if total < self.origin_labels {
             return None;
         }
-        let key = self.node_key(node);
+        if total == self.origin_labels {
+            return (key.as_bytes() == self.apex.data.node_key(0)).then(|| self.apex());
+        }
+        let (sh, no) = self.shard_for(key);
+        sh.data.find(key.as_bytes()).map(|idx| NodeRef {
+            sh,
+            shard_no: no,
+            idx,
+        })
+    }
+
+    /// The node of a name given as (any-case) wire bytes; for tools and the control plane.
+    pub fn find_name(&self, wire: &[u8]) -> Option<NodeRef<'_>> {
+        if name::wire_len(wire).is_err() || !name::is_at_or_below(wire, &self.origin) {
+            return None;
+        }
+        let mut k = Key::new();
+        k.set(wire);
+        self.find(&k)
+    }
+
+    /// Find the wildcard child `*.<node>`, if the node has one.
+    pub fn wildcard_child(&self, node: NodeRef<'_>) -> Option<NodeRef<'_>> {
+        if node.flags() & HAS_WILDCARD == 0 {
+            return None;
+        }
+        let key = node.key();
         let mut k = [0u8; name::MAX_KEY_LEN + 2];
         let n = key.len().min(name::MAX_KEY_LEN);
         k[..n].copy_from_slice(&key[..n]);
         k[n..n + 2].copy_from_slice(b"*\0");
-        self.find(&k[..n + 2])
+        let labels = node.labels() + 1;
+        // The wildcard lives in the shard of its own level-one ancestor.
+        let level1 = if labels == self.origin_labels + 1 {
+            &k[..n + 2]
+        } else {
+            let mut seen = 0;
+            let mut end = 0;
+            for (i, &b) in k[..n + 2].iter().enumerate() {
+                if b == 0 {
+                    seen += 1;
+                    if seen == self.origin_labels + 1 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+            }
+            &k[..end]
+        };
+        let no = shard_of(level1);
+        let sh = &self.shards[no];
+        sh.data.find(&k[..n + 2]).map(|idx| NodeRef {
+            sh,
+            shard_no: no as u32,
+            idx,
+        })
+    }
+
+    /// Every node of the zone, apex first, then shard by shard (canonical order inside a shard).
+    pub fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
+        std::iter::once(self.apex()).chain(self.shards.iter().enumerate().flat_map(|(no, sh)| {
+            (0..sh.data.node_count() as u32).map(move |idx| NodeRef {
+                sh,
+                shard_no: no as u32,
+                idx,
+            })
+        }))
     }
 
     /// Approximate heap bytes held by the index (for `belfry check`).
     pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.keys.capacity()
-            + self.table.capacity() * 5
-            + self.rrsets.capacity() * std::mem::size_of::<RRset>()
-            + self.rdata.capacity()
-            + self.glue.capacity() * std::mem::size_of::<Glue>()
+        self.shards
+            .iter()
+            .map(|s| s.data.heap_bytes())
+            .sum::<usize>()
+            + self.apex.data.heap_bytes()
     }
 }
 
-/// Look a key up in a node table (shared by the zone and its builder).
-fn find_in(
-    table: &HashTable<u32>,
-    hasher: &hashbrown::DefaultHashBuilder,
-    nodes: &[Node],
-    keys: &[u8],
-    key: &[u8],
-) -> Option<u32> {
-    let h = hasher.hash_one(key);
-    table
-        .find(h, |&i| {
-            let n = &nodes[i as usize];
-            &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize] == key
-        })
-        .copied()
+/// The serial field of SOA RDATA (the 20 bytes at the end hold serial, refresh,
+/// retry, expire and minimum, RFC 1035 §3.3.13).
+pub fn soa_serial(rdata: &[u8]) -> u32 {
+    let n = rdata.len();
+    if n < 20 {
+        return 0;
+    }
+    u32::from_be_bytes([rdata[n - 20], rdata[n - 19], rdata[n - 18], rdata[n - 17]])
+}
+
+/// SOA RDATA with another serial.
+pub fn soa_with_serial(rdata: &[u8], serial: u32) -> Vec<u8> {
+    let mut v = rdata.to_vec();
+    let n = v.len();
+    if n >= 20 {
+        v[n - 20..n - 16].copy_from_slice(&serial.to_be_bytes());
+    }
+    v
 }
 
 /// Write the lowercase wire name of a canonical key into `out`; returns its length.

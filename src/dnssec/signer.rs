@@ -1,0 +1,302 @@
+//! The signer: a key set and a signing policy, and the making of RRSIGs.
+//!
+//! DNSKEY is signed by the KSKs (or CSKs), everything else by the ZSKs
+//! (RFC 4035 §2.2, RFC 6781 §3.1). Every new signature is verified against the
+//! key's public half before it is handed out ([`super::rrsig::sign_rrset`]).
+//! Inception is back-dated and expiry spread per owner so that refreshes do
+//! not bunch up. A signer never changes: another key set is another signer.
+
+use super::chain::{Chain, ChainPos};
+use super::key::SigningKey;
+use super::rrsig;
+use super::sigs::SigSet;
+use crate::name;
+use crate::wire::Rtype;
+use crate::zone::{NodeRef, SetRef};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Signing policy from the configuration.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Signature validity in seconds (default 14 days).
+    pub validity: u32,
+    /// Inception is back-dated by this many seconds (default 1 hour).
+    pub inception_offset: u32,
+    /// Signatures are re-made when they have less than this left (default 4 days).
+    pub refresh: u32,
+    /// Expiry is spread over up to this many extra seconds (default 1 day).
+    pub jitter: u32,
+    /// TTL of the DNSKEY RRset.
+    pub dnskey_ttl: u32,
+    /// NSEC3 parameters.
+    pub nsec3: super::chain::Nsec3Params,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            validity: 14 * 86400,
+            inception_offset: 3600,
+            refresh: 4 * 86400,
+            jitter: 86400,
+            dnskey_ttl: 3600,
+            nsec3: super::chain::Nsec3Params::default(),
+        }
+    }
+}
+
+/// A signing failure (a key error, or a signature that did not verify).
+#[derive(Debug, Clone)]
+pub struct SignError(pub String);
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SignError {}
+
+static NOW: AtomicU32 = AtomicU32::new(0);
+
+/// Seconds since the epoch, from a clock the background task advances; read without a syscall.
+pub fn now() -> u32 {
+    let n = NOW.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    tick()
+}
+
+/// Advance the coarse clock (called about once a second by the background task).
+pub fn tick() -> u32 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    NOW.store(n, Ordering::Relaxed);
+    n
+}
+
+/// Lowercase canonical RDATA for signing (RFC 4034 §6.2, as amended by RFC 6840 §5.1).
+pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
+    let mut v = rdata.to_vec();
+    let lower_at = |v: &mut Vec<u8>, at: usize| -> Option<usize> {
+        let l = name::wire_len(v.get(at..)?).ok()?;
+        name::lowercase_in_place(&mut v[at..at + l]);
+        Some(at + l)
+    };
+    match rtype {
+        Rtype::NS | Rtype::CNAME | Rtype::PTR | Rtype::DNAME => {
+            lower_at(&mut v, 0);
+        }
+        Rtype::MX => {
+            lower_at(&mut v, 2);
+        }
+        Rtype::SRV => {
+            lower_at(&mut v, 6);
+        }
+        Rtype::SOA => {
+            if let Some(e) = lower_at(&mut v, 0) {
+                lower_at(&mut v, e);
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// A key set and policy, able to sign.
+pub struct Signer {
+    policy: Policy,
+    ksks: Vec<SigningKey>,
+    zsks: Vec<SigningKey>,
+    origin: Vec<u8>,
+    dnskey_rdatas: Vec<Vec<u8>>,
+    /// Signatures made (all paths).
+    pub made: AtomicU64,
+    /// Signatures that could not be made.
+    pub failures: AtomicU64,
+}
+
+impl Signer {
+    /// A signer for a zone origin from its active keys.
+    pub fn new(origin: &[u8], keys: Vec<SigningKey>, policy: Policy) -> Result<Signer, SignError> {
+        let mut ksks = Vec::new();
+        let mut zsks = Vec::new();
+        for k in keys {
+            if k.flags() == 257 {
+                ksks.push(k);
+            } else {
+                zsks.push(k);
+            }
+        }
+        if ksks.is_empty() {
+            return Err(SignError(
+                "no KSK or CSK among the active keys (a key with DNSKEY flags 257 is needed)"
+                    .into(),
+            ));
+        }
+        if zsks.is_empty() {
+            // A lone KSK acts as a combined signing key.
+            zsks = ksks.clone();
+        }
+        let mut dnskey_rdatas: Vec<Vec<u8>> = ksks
+            .iter()
+            .chain(zsks.iter())
+            .map(|k| k.dnskey_rdata().to_vec())
+            .collect();
+        dnskey_rdatas.sort();
+        dnskey_rdatas.dedup();
+        let mut tags: Vec<(u16, u8)> = dnskey_rdatas
+            .iter()
+            .map(|d| (super::key::key_tag(d), d.get(3).copied().unwrap_or(0)))
+            .collect();
+        tags.sort_unstable();
+        if let Some(w) = tags.windows(2).find(|w| w[0] == w[1]) {
+            return Err(SignError(format!(
+                "two active keys share key tag {} and algorithm {}: validators could not tell them apart",
+                w[0].0, w[0].1
+            )));
+        }
+        Ok(Signer {
+            policy,
+            ksks,
+            zsks,
+            origin: name::to_lowercase(origin),
+            dnskey_rdatas,
+            made: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// The signing policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// DNSKEY RDATAs published at the apex.
+    pub fn dnskeys(&self) -> &[Vec<u8>] {
+        &self.dnskey_rdatas
+    }
+
+    /// The KSKs (and CSKs).
+    pub fn ksks(&self) -> &[SigningKey] {
+        &self.ksks
+    }
+
+    /// The ZSKs (the KSKs when there is no separate ZSK).
+    pub fn zsks(&self) -> &[SigningKey] {
+        &self.zsks
+    }
+
+    /// The zone origin (lowercase wire form).
+    pub fn origin(&self) -> &[u8] {
+        &self.origin
+    }
+
+    /// Sign an RRset given as canonical RDATAs; every signature is verified first.
+    pub fn sign(
+        &self,
+        owner_lower: &[u8],
+        rtype: Rtype,
+        ttl: u32,
+        mut rdatas: Vec<Vec<u8>>,
+        with_ksk: bool,
+    ) -> Result<SigSet, SignError> {
+        rdatas.sort();
+        rdatas.dedup();
+        let refs: Vec<&[u8]> = rdatas.iter().map(|r| r.as_slice()).collect();
+        let now = now();
+        let inception = now.wrapping_sub(self.policy.inception_offset);
+        // Spread expiry deterministically per owner and type so refreshes do not bunch up.
+        let mut h: u32 = 0x811C_9DC5;
+        for &b in owner_lower.iter().chain(rtype.0.to_be_bytes().iter()) {
+            h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+        }
+        let jitter = if self.policy.jitter > 0 {
+            h % self.policy.jitter
+        } else {
+            0
+        };
+        let expiration = now.wrapping_add(self.policy.validity).wrapping_add(jitter);
+        let keys = if with_ksk { &self.ksks } else { &self.zsks };
+        let labels = rrsig::labels_count(owner_lower);
+        let mut data = Vec::with_capacity(keys.len() * 120);
+        let mut scratch = Vec::with_capacity(512);
+        for k in keys {
+            let fields = rrsig::RrsigFields {
+                type_covered: rtype.0,
+                algorithm: k.algorithm().number(),
+                labels,
+                original_ttl: ttl,
+                expiration,
+                inception,
+                key_tag: k.key_tag(),
+                signer: &self.origin,
+            };
+            let rd = rrsig::sign_rrset(k, &fields, owner_lower, 1, &refs, &mut scratch).map_err(
+                |e| {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    SignError(format!(
+                        "signing {} {} failed: {e}",
+                        name::to_text(owner_lower),
+                        crate::zone::master::rtype_to_string(rtype.0)
+                    ))
+                },
+            )?;
+            data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+            data.extend_from_slice(&rd);
+        }
+        self.made.fetch_add(1, Ordering::Relaxed);
+        Ok(SigSet::new(expiration, &data))
+    }
+
+    /// Sign a zone RRset.
+    pub fn sign_set(&self, node: NodeRef<'_>, set: SetRef<'_>) -> Result<SigSet, SignError> {
+        let rtype = set.rtype();
+        let rdatas = set.rdatas().map(|r| canonical_rdata(rtype, r)).collect();
+        self.sign(&node.name(), rtype, set.ttl(), rdatas, false)
+    }
+
+    /// The owner name of an NSEC3 record: `<base32hex(hash)>.<origin>`, into `out`.
+    pub fn nsec3_owner(origin: &[u8], hash: &[u8; 20], out: &mut [u8; 300]) -> usize {
+        let b32 = super::nsec3hash::base32hex_encode(hash);
+        out[0] = 32;
+        out[1..33].copy_from_slice(&b32);
+        let n = 33 + origin.len().min(255);
+        out[33..n].copy_from_slice(&origin[..n - 33]);
+        n
+    }
+
+    /// Sign an NSEC3 record of a chain.
+    pub fn sign_nsec3(&self, chain: &Chain, pos: ChainPos, ttl: u32) -> Result<SigSet, SignError> {
+        let mut owner = [0u8; 300];
+        let n = Self::nsec3_owner(&self.origin, chain.hash(pos), &mut owner);
+        let mut rdata = Vec::with_capacity(64);
+        chain.rdata(pos, &mut rdata);
+        self.sign(&owner[..n], Rtype::NSEC3, ttl, vec![rdata], false)
+    }
+
+    /// Sign the DNSKEY RRset (with the KSKs).
+    pub fn sign_dnskey(&self) -> Result<SigSet, SignError> {
+        self.sign(
+            &self.origin,
+            Rtype::DNSKEY,
+            self.policy.dnskey_ttl,
+            self.dnskey_rdatas.clone(),
+            true,
+        )
+    }
+
+    /// Sign the NSEC3PARAM RRset.
+    pub fn sign_nsec3param(&self) -> Result<SigSet, SignError> {
+        self.sign(
+            &self.origin,
+            Rtype::NSEC3PARAM,
+            0,
+            vec![self.policy.nsec3.param_rdata()],
+            false,
+        )
+    }
+}

@@ -1,0 +1,363 @@
+//! Making the next zone version from new contents of a few shards.
+//!
+//! The publisher decides what each touched shard must hold (source data, its
+//! edits, minus what suppressions withdraw); this module turns that into the
+//! next version: the shards are built and checked like at load, signatures of
+//! unchanged RRsets are carried over, changed ones are signed (and verified),
+//! the NSEC3 chain is updated for names that appeared, disappeared or changed
+//! their types, and the records whose NSEC3 RDATA changed are re-signed.
+//! Nothing of the serving version is touched: the result is swapped in whole.
+
+use crate::dnssec::chain::{member_of, ChainDelta, ChainPos, Member};
+use crate::dnssec::{ApexSigs, Dnssec, ShardSigs, SigSet, Slot};
+use crate::name::Key;
+use crate::wire::Rtype;
+use crate::zone::shard::{ShardBuilder, ShardError, Src, ZoneContext};
+use crate::zone::{NodeRef, Shard, ZShard, Zone, APEX_SHARD};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A shard: the apex shard (`None`) or one of [`crate::zone::SHARDS`].
+pub type ShardId = Option<usize>;
+
+/// One RRset as the control plane handles it: type, TTL, uncompressed RDATAs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecSet {
+    /// Record type.
+    pub rtype: u16,
+    /// TTL.
+    pub ttl: u32,
+    /// The records' RDATA.
+    pub rdatas: Vec<Vec<u8>>,
+}
+
+/// What a shard holds: canonical key of each name → its RRsets, sorted by type.
+pub type Content = BTreeMap<Vec<u8>, Vec<RecSet>>;
+
+/// The contents of a shard (every name with RRsets; empty non-terminals are implied).
+pub fn decode(sh: &Shard) -> Content {
+    let mut out = Content::new();
+    for node in 0..sh.node_count() as u32 {
+        let sets = sh.rrsets(node);
+        if sets.is_empty() {
+            continue;
+        }
+        let v = sets
+            .iter()
+            .map(|s| RecSet {
+                rtype: s.rtype.0,
+                ttl: s.ttl,
+                rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
+            })
+            .collect();
+        out.insert(sh.node_key(node).to_vec(), v);
+    }
+    out
+}
+
+/// The shard a name (by key) belongs to.
+pub fn shard_id(key: &[u8], origin_labels: usize) -> ShardId {
+    let mut k = Key::new();
+    k.set_key(key);
+    if k.labels() <= origin_labels {
+        None
+    } else {
+        Some(crate::zone::shard_of(k.prefix(origin_labels + 1)))
+    }
+}
+
+/// A change that cannot be made, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EditError {
+    /// The new contents break a rule of the zone (what and where).
+    Check(String),
+    /// A signature could not be made.
+    Sign(String),
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditError::Check(m) => write!(f, "{m}"),
+            EditError::Sign(m) => write!(f, "signing failed: {m}"),
+        }
+    }
+}
+
+/// Signatures to use instead of making new ones (from the journal, on replay).
+#[derive(Default)]
+pub struct Hints {
+    /// Zone RRsets: (owner key, type) → signatures.
+    pub rrsets: HashMap<(Vec<u8>, u16), Arc<SigSet>>,
+    /// NSEC3 records: hash → signatures.
+    pub nsec3: HashMap<[u8; 20], Arc<SigSet>>,
+}
+
+/// The next version, before it is published.
+pub struct Next {
+    /// The zone.
+    pub zone: Zone,
+    /// Its DNSSEC part, when signed.
+    pub dnssec: Option<Dnssec>,
+    /// The shards that changed.
+    pub shards: Vec<ShardId>,
+    /// NSEC3 records added or re-signed.
+    pub chain_changed: Vec<ChainPos>,
+    /// Signatures made for this version.
+    pub signed: usize,
+}
+
+fn node_ref(sh: &ZShard, id: ShardId, idx: u32) -> NodeRef<'_> {
+    NodeRef {
+        sh,
+        shard_no: id.map(|i| i as u32).unwrap_or(APEX_SHARD),
+        idx,
+    }
+}
+
+/// Build one shard from its contents.
+pub fn build_shard(
+    content: &Content,
+    id: ShardId,
+    origin: &[u8],
+    origin_labels: usize,
+    ctx: &dyn ZoneContext,
+) -> Result<Shard, ShardError> {
+    let mut b = ShardBuilder::new(origin_labels, id);
+    let mut key = Key::new();
+    if id.is_none() {
+        // The apex exists even when it holds nothing yet (the check says what is missing).
+        key.set(origin);
+        b.name(&key);
+    }
+    let mut line = 0u32;
+    for (k, sets) in content {
+        key.set_key(k);
+        for s in sets {
+            for r in &s.rdatas {
+                line += 1;
+                b.add(&key, s.rtype, s.ttl, r, Src { file: 0, line });
+            }
+        }
+    }
+    let ix = b.index()?;
+    let mut warnings = Vec::new();
+    ix.finish(origin, ctx, &mut warnings)
+}
+
+fn err_text(e: ShardError) -> EditError {
+    EditError::Check(e.message)
+}
+
+/// The chain members of a shard version.
+fn members(sh: &ZShard, id: ShardId, d: &Dnssec, extra: &[Rtype]) -> HashMap<Vec<u8>, Member> {
+    let mut m = HashMap::new();
+    for idx in 0..sh.data.node_count() as u32 {
+        if let Some(mem) = member_of(node_ref(sh, id, idx), &d.chain.params, extra) {
+            m.insert(mem.key.clone(), mem);
+        }
+    }
+    m
+}
+
+/// The types the signer adds at the apex (they appear in the apex NSEC3 bitmap).
+pub const APEX_EXTRA: [Rtype; 2] = [Rtype::DNSKEY, Rtype::NSEC3PARAM];
+
+/// Make the next version from the current one and the new contents of some shards.
+///
+/// `apex_wildcard`: whether `*.<origin>` exists in the next version (the apex
+/// flag depends on another shard).
+pub fn next_version(
+    zone: &Zone,
+    dnssec: Option<&Dnssec>,
+    contents: Vec<(ShardId, Content)>,
+    ctx: &dyn ZoneContext,
+    hints: Option<&Hints>,
+) -> Result<Next, EditError> {
+    let origin = zone.origin().to_vec();
+    let ol = zone.origin_labels();
+    let mut built: Vec<(ShardId, Arc<ZShard>)> = Vec::with_capacity(contents.len());
+    let mut signed = 0usize;
+    for (id, content) in &contents {
+        let data = build_shard(content, *id, &origin, ol, ctx).map_err(err_text)?;
+        let old = match id {
+            None => zone.apex_shard(),
+            Some(i) => zone.shard(*i),
+        };
+        let zs = match dnssec {
+            None => ZShard::unsigned(Arc::new(data)),
+            Some(_) => {
+                let old_pair = old.sigs.as_ref().map(|s| (&*old.data, s));
+                let (sigs, _missing) = ShardSigs::carried(&data, old_pair);
+                ZShard {
+                    data: Arc::new(data),
+                    sigs: Some(sigs),
+                }
+            }
+        };
+        built.push((*id, Arc::new(zs)));
+    }
+    // The apex's wildcard flag depends on the shard of `*.<origin>`.
+    let mut next_zone = zone.with_shards(built.clone());
+    let star_present = {
+        let mut wc = vec![1u8, b'*'];
+        wc.extend_from_slice(&origin);
+        next_zone.find_name(&wc).is_some()
+    };
+    let apex_flagged = next_zone.apex().flags() & crate::zone::HAS_WILDCARD != 0;
+    if star_present != apex_flagged {
+        // Rebuild the apex shard with the right flag.
+        let content = decode(&next_zone.apex_shard().data);
+        let mut b = ShardBuilder::new(ol, None);
+        let mut key = Key::new();
+        key.set(&origin);
+        b.name(&key);
+        let mut line = 0;
+        for (k, sets) in &content {
+            key.set_key(k);
+            for s in sets {
+                for r in &s.rdatas {
+                    line += 1;
+                    b.add(&key, s.rtype, s.ttl, r, Src { file: 0, line });
+                }
+            }
+        }
+        let mut ix = b.index().map_err(err_text)?;
+        if star_present {
+            ix.flag_apex(crate::zone::HAS_WILDCARD);
+        }
+        let mut w = Vec::new();
+        let data = ix.finish(&origin, ctx, &mut w).map_err(err_text)?;
+        let old = zone.apex_shard();
+        let zs = match dnssec {
+            None => ZShard::unsigned(Arc::new(data)),
+            Some(_) => {
+                let (sigs, _) =
+                    ShardSigs::carried(&data, old.sigs.as_ref().map(|s| (&*old.data, s)));
+                ZShard {
+                    data: Arc::new(data),
+                    sigs: Some(sigs),
+                }
+            }
+        };
+        built.retain(|(id, _)| id.is_some());
+        built.push((None, Arc::new(zs)));
+        next_zone = zone.with_shards(built.clone());
+    }
+    let Some(d) = dnssec else {
+        return Ok(Next {
+            zone: next_zone,
+            dnssec: None,
+            shards: built.iter().map(|(id, _)| *id).collect(),
+            chain_changed: Vec::new(),
+            signed: 0,
+        });
+    };
+    // Sign what has no signature yet in the rebuilt shards.
+    for (id, zs) in &built {
+        let Some(sigs) = zs.sigs.as_ref() else {
+            continue;
+        };
+        for (node, set) in zs.data.node_rrsets() {
+            let flags = zs.data.node(node).flags;
+            let rtype = zs.data.rrset(set).rtype;
+            if !crate::dnssec::sigs::signable(flags, rtype) || sigs.slot(set).load().is_some() {
+                continue;
+            }
+            let hinted = hints.and_then(|h| {
+                h.rrsets
+                    .get(&(zs.data.node_key(node).to_vec(), rtype.0))
+                    .cloned()
+            });
+            let s = match hinted {
+                Some(s) => s,
+                None => {
+                    signed += 1;
+                    let n = node_ref(zs, *id, node);
+                    let sr = crate::zone::SetRef { sh: zs, idx: set };
+                    Arc::new(
+                        d.signer
+                            .sign_set(n, sr)
+                            .map_err(|e| EditError::Sign(e.to_string()))?,
+                    )
+                }
+            };
+            sigs.slot(set).store(Some(s));
+        }
+    }
+    // The NSEC3 chain: names whose record appeared, went, or changed its bitmap.
+    let mut delta = ChainDelta::default();
+    for (id, new) in &built {
+        let old = match id {
+            None => zone.apex_shard(),
+            Some(i) => zone.shard(*i),
+        };
+        let before = members(old, *id, d, &APEX_EXTRA);
+        let after = members(new, *id, d, &APEX_EXTRA);
+        for (k, m) in &before {
+            match after.get(k) {
+                None => delta.remove.push(m.hash),
+                Some(n) if n != m => delta.upsert.push(n.clone()),
+                Some(_) => {}
+            }
+        }
+        for (k, m) in after {
+            if !before.contains_key(&k) {
+                delta.upsert.push(m);
+            }
+        }
+    }
+    let (chain, need) = if delta.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (c, need) = d
+            .chain
+            .apply(&origin, &delta)
+            .map_err(|e| EditError::Check(e.0))?;
+        (Some(c), need)
+    };
+    let nsec3_ttl = next_zone.negative_ttl();
+    let chain = match chain {
+        Some(c) => Arc::new(c),
+        None => d.chain.clone(),
+    };
+    let mut chain_changed = Vec::new();
+    for pos in need {
+        let hinted = hints.and_then(|h| h.nsec3.get(chain.hash(pos)).cloned());
+        let s = match hinted {
+            Some(s) => s,
+            None => {
+                signed += 1;
+                Arc::new(
+                    d.signer
+                        .sign_nsec3(&chain, pos, nsec3_ttl)
+                        .map_err(|e| EditError::Sign(e.to_string()))?,
+                )
+            }
+        };
+        chain.slot(pos).store(Some(s));
+        chain_changed.push(pos);
+    }
+    let next_d = Dnssec {
+        signer: d.signer.clone(),
+        chain,
+        apex: d.apex.clone(),
+        nsec3_ttl,
+    };
+    Ok(Next {
+        zone: next_zone,
+        dnssec: Some(next_d),
+        shards: built.iter().map(|(id, _)| *id).collect(),
+        chain_changed,
+        signed,
+    })
+}
+
+/// Fresh (empty) signature slots for the signer-made apex RRsets.
+pub fn empty_apex_sigs() -> Arc<ApexSigs> {
+    Arc::new(ApexSigs {
+        dnskey: Slot::empty(),
+        nsec3param: Slot::empty(),
+    })
+}

@@ -1,0 +1,1001 @@
+//! The publisher: the one writer of zone versions.
+//!
+//! Every change to what belfry serves — a suppression added, lifted or expired,
+//! a hand edit of the list, a zone reload, a dynamic update, an inbound
+//! transfer, a re-sign — is a typed [`Change`] submitted to
+//! [`Publisher::apply`]. Changes are applied one at a time: the whole change is
+//! checked, the shards it touches are rebuilt from their source data (the zone
+//! as loaded and edited) minus what suppressions withdraw, changed RRsets and
+//! NSEC3 records are signed and verified, the change is audited and journaled,
+//! the list file is rewritten, and only then is the next [`Snapshot`] swapped
+//! in (one atomic store) and the outcome returned. A failure at any step leaves
+//! the served version, the list and the files as they were.
+//!
+//! A suppressed delegation is served as if it had been withdrawn (RFC 1034
+//! §4.2.1): its NS and DS go, and so do the addresses of hosts below it that no
+//! other delegation uses; hosts other domains rely on stay, as authoritative
+//! data. What is withdrawn is kept aside and put back on lift.
+//!
+//! Nothing here is on the query path; readers never wait for the publisher.
+
+pub mod change;
+pub mod edit;
+
+use crate::dnssec::{Dnssec, Signer};
+use crate::handler::Snapshot;
+use crate::name::{self, Key};
+use crate::suppress::{Effect, Suppressions};
+use crate::wire::Rtype;
+use crate::zone::{self, Zone};
+use arc_swap::ArcSwap;
+use change::{Change, ChangeError, EditSource, NameEdit, Outcome, Suppression};
+use edit::{decode, shard_id, Content, RecSet, ShardId};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Most signatures one re-sign change makes (the scheduler asks again for the rest).
+const MAX_RESIGN: usize = 20_000;
+
+/// Serial arithmetic (RFC 1982): whether `a` is after `b`.
+pub fn serial_after(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// How the next serial is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SerialPolicy {
+    /// The serial goes up by one per change.
+    Increment,
+    /// Seconds since the epoch (or one more than the last, if that is ahead).
+    Unixtime,
+    /// YYYYMMDDnn (or one more than the last, if that is ahead).
+    Dateserial,
+}
+
+impl SerialPolicy {
+    /// The serial after `cur`, at `now` (seconds since the epoch).
+    pub fn next(self, cur: u32, now: u64) -> u32 {
+        let bumped = match cur.wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        let candidate = match self {
+            SerialPolicy::Increment => return bumped,
+            SerialPolicy::Unixtime => now as u32,
+            SerialPolicy::Dateserial => {
+                let ts = jiff_free_date(now);
+                ts.wrapping_mul(100)
+            }
+        };
+        if serial_after(candidate, cur) {
+            candidate
+        } else {
+            bumped
+        }
+    }
+}
+
+/// YYYYMMDD of a time (UTC).
+fn jiff_free_date(t: u64) -> u32 {
+    let text = crate::suppress::list::format_time(t);
+    text[..10].replace('-', "").parse().unwrap_or(0)
+}
+
+/// Settings of the publisher from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// EDE text on suppressed answers.
+    pub ede_text: Arc<str>,
+    /// How serials move on.
+    pub serial_policy: SerialPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ede_text: Arc::from("suspended by the registry"),
+            serial_policy: SerialPolicy::Increment,
+        }
+    }
+}
+
+/// Where the publisher writes what it did (each before the change is served).
+#[derive(Default)]
+pub struct Sinks {
+    /// The audit log.
+    pub audit: Option<crate::suppress::audit::Audit>,
+    /// The suppression list file (rewritten after every list change).
+    pub list_file: Option<std::path::PathBuf>,
+}
+
+/// (host key, key of the delegation naming it as NS target).
+type HostUse = (Vec<u8>, Vec<u8>);
+
+/// Cross-shard NS targets: host key → keys of the delegations naming it.
+#[derive(Default)]
+struct RemoteUsers {
+    users: HashMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+    by_shard: HashMap<ShardId, Vec<HostUse>>,
+}
+
+impl RemoteUsers {
+    /// Replace what one shard contributes, from its source content.
+    fn set_shard(&mut self, id: ShardId, content: &Content, origin: &[u8], ol: usize) {
+        if let Some(old) = self.by_shard.remove(&id) {
+            for (h, u) in old {
+                if let Some(s) = self.users.get_mut(&h) {
+                    s.remove(&u);
+                    if s.is_empty() {
+                        self.users.remove(&h);
+                    }
+                }
+            }
+        }
+        let mut mine = Vec::new();
+        let mut key = Key::new();
+        for (k, sets) in content {
+            if k.iter().filter(|&&b| b == 0).count() <= ol {
+                continue;
+            }
+            let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) else {
+                continue;
+            };
+            for t in &ns.rdatas {
+                if name::wire_len(t).is_err() || !name::is_at_or_below(t, origin) {
+                    continue;
+                }
+                key.set(t);
+                let hid = if key.labels() <= ol {
+                    None
+                } else {
+                    Some(zone::shard_of(key.prefix(ol + 1)))
+                };
+                if hid != id {
+                    mine.push((key.as_bytes().to_vec(), k.clone()));
+                }
+            }
+        }
+        for (h, u) in &mine {
+            self.users.entry(h.clone()).or_default().insert(u.clone());
+        }
+        if !mine.is_empty() {
+            self.by_shard.insert(id, mine);
+        }
+    }
+}
+
+/// The publisher's state: everything a change is applied to.
+struct State {
+    origin: Vec<u8>,
+    ol: usize,
+    settings: Settings,
+    /// Every suppression entry, by the key of its domain.
+    list: BTreeMap<Vec<u8>, Suppression>,
+    /// The suppressions the served version withdraws (by key).
+    in_force: BTreeSet<Vec<u8>>,
+    /// What suppressions withdraw from the zone, by the key of the suppressed domain.
+    withheld: HashMap<Vec<u8>, Content>,
+    remote: RemoteUsers,
+    next_id: u64,
+    sinks: Sinks,
+}
+
+/// The publisher of one zone.
+pub struct Publisher {
+    current: ArcSwap<Snapshot>,
+    state: Mutex<State>,
+    stop: AtomicBool,
+}
+
+/// Whether `key` is `anc` or below it (keys: a descendant's key extends its ancestor's).
+fn key_at_or_below(key: &[u8], anc: &[u8]) -> bool {
+    key.starts_with(anc)
+}
+
+/// Wall-clock seconds since the epoch.
+pub fn now_secs() -> u64 {
+    crate::suppress::list::now_secs()
+}
+
+impl State {
+    fn active_keys(&self, now: u64) -> BTreeSet<Vec<u8>> {
+        self.list
+            .iter()
+            .filter(|(_, s)| s.active(now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn shard_of_key(&self, key: &[u8]) -> ShardId {
+        shard_id(key, self.ol)
+    }
+
+    /// The source content of a shard: what is served plus what suppressions withdrew.
+    fn source(&self, zone: &Zone, id: ShardId) -> Content {
+        let sh = match id {
+            None => zone.apex_shard(),
+            Some(i) => zone.shard(i),
+        };
+        let mut c = decode(&sh.data);
+        for (d, w) in &self.withheld {
+            if self.shard_of_key(d) != id {
+                continue;
+            }
+            for (k, sets) in w {
+                let e = c.entry(k.clone()).or_default();
+                for s in sets {
+                    e.retain(|x| x.rtype != s.rtype);
+                    e.push(s.clone());
+                }
+                e.sort_by_key(|s| s.rtype);
+            }
+        }
+        c
+    }
+
+    /// Whether a name (key) is suppressed: it or an ancestor is in force.
+    fn is_suppressed(active: &BTreeSet<Vec<u8>>, key: &[u8]) -> bool {
+        if active.is_empty() {
+            return false;
+        }
+        key.iter()
+            .enumerate()
+            .any(|(i, &b)| b == 0 && active.contains(&key[..=i]))
+    }
+
+    /// Withdraw suppressed delegations from a shard's source content.
+    /// Returns the content to serve and what was withheld per suppressed domain.
+    fn filter(
+        &self,
+        source: &Content,
+        id: ShardId,
+        active: &BTreeSet<Vec<u8>>,
+    ) -> (Content, HashMap<Vec<u8>, Content>) {
+        let mut out = source.clone();
+        let mut withheld: HashMap<Vec<u8>, Content> = HashMap::new();
+        let mine: Vec<&Vec<u8>> = active
+            .iter()
+            .filter(|d| self.shard_of_key(d) == id)
+            .collect();
+        if mine.is_empty() {
+            return (out, withheld);
+        }
+        // Host names (wire) used as NS targets by delegations that stay.
+        let mut used_here: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for (k, sets) in source {
+            if Self::is_suppressed(active, k) {
+                continue;
+            }
+            if let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) {
+                if k.iter().filter(|&&b| b == 0).count() > self.ol {
+                    for t in &ns.rdatas {
+                        used_here.insert(name::key_of(t));
+                    }
+                }
+            }
+        }
+        for d in mine {
+            let Some(at) = source.get(d.as_slice()) else {
+                continue;
+            };
+            if !at.iter().any(|s| s.rtype == Rtype::NS.0) {
+                continue;
+            }
+            let mut w = Content::new();
+            for (k, sets) in source.range(d.clone()..) {
+                if !key_at_or_below(k, d) {
+                    break;
+                }
+                let mut keep = Vec::new();
+                let mut gone = Vec::new();
+                for s in sets {
+                    let is_addr = s.rtype == Rtype::A.0 || s.rtype == Rtype::AAAA.0;
+                    let used = is_addr
+                        && (used_here.contains(k)
+                            || self.remote.users.get(k).is_some_and(|us| {
+                                us.iter().any(|u| !Self::is_suppressed(active, u))
+                            }));
+                    if used {
+                        keep.push(s.clone());
+                    } else {
+                        gone.push(s.clone());
+                    }
+                }
+                if !gone.is_empty() {
+                    w.insert(k.clone(), gone);
+                }
+                if keep.is_empty() {
+                    out.remove(k);
+                } else {
+                    out.insert(k.clone(), keep);
+                }
+            }
+            withheld.insert(d.clone(), w);
+        }
+        (out, withheld)
+    }
+}
+
+/// A domain an operator may suppress in this zone, checked against the source data.
+fn check_suppressible(zone: &Zone, st: &State, wire: &[u8]) -> Result<Vec<u8>, ChangeError> {
+    let bad = |m: String| Err(ChangeError::BadInput(m));
+    let wire = name::to_lowercase(wire);
+    if !name::is_at_or_below(&wire, zone.origin()) {
+        return bad(format!(
+            "{} is outside the zone {}",
+            name::to_text(&wire),
+            name::to_text(zone.origin())
+        ));
+    }
+    if wire.len() == zone.origin().len() {
+        return bad("the zone apex cannot be suppressed".into());
+    }
+    let key = name::key_of(&wire);
+    let id = st.shard_of_key(&key);
+    let src = st.source(zone, id);
+    let mut k = Key::new();
+    k.set(&wire);
+    for labels in st.ol + 1..k.labels() {
+        if let Some(sets) = src.get(k.prefix(labels)) {
+            if sets.iter().any(|s| s.rtype == Rtype::NS.0) {
+                return bad(format!(
+                    "{} is below the delegation {}; suppress that domain instead",
+                    name::to_text(&wire),
+                    name::to_text(&zone::key_to_wire(k.prefix(labels)))
+                ));
+            }
+        }
+    }
+    let holds_data = match src.get(&key) {
+        Some(sets) => !sets.iter().any(|s| s.rtype == Rtype::NS.0),
+        // An empty non-terminal: some name below it exists.
+        None => src
+            .range(key.clone()..)
+            .next()
+            .is_some_and(|(n, _)| key_at_or_below(n, &key)),
+    };
+    if holds_data {
+        return bad(format!(
+            "{} is not a delegation but holds zone data of the registry; it cannot be suppressed",
+            name::to_text(&wire)
+        ));
+    }
+    Ok(wire)
+}
+
+impl Publisher {
+    /// A publisher serving `zone` (with its DNSSEC part), with a suppression list
+    /// already checked, at `serial` (the zone's, or the last one published if ahead).
+    pub fn new(
+        zone: Zone,
+        dnssec: Option<Dnssec>,
+        list: Vec<Suppression>,
+        serial: u32,
+        settings: Settings,
+        sinks: Sinks,
+    ) -> Result<Publisher, String> {
+        let origin = zone.origin().to_vec();
+        let ol = zone.origin_labels();
+        let mut remote = RemoteUsers::default();
+        remote.set_shard(None, &decode(&zone.apex_shard().data), &origin, ol);
+        for i in 0..zone::SHARDS {
+            let sh = zone.shard(i);
+            if !sh.data.is_empty() {
+                remote.set_shard(Some(i), &decode(&sh.data), &origin, ol);
+            }
+        }
+        let mut st = State {
+            origin,
+            ol,
+            settings,
+            list: BTreeMap::new(),
+            in_force: BTreeSet::new(),
+            withheld: HashMap::new(),
+            remote,
+            next_id: 1,
+            sinks,
+        };
+        for s in list {
+            st.list.insert(name::key_of(&s.name), s);
+        }
+        let zone = Arc::new(zone);
+        let dnssec = dnssec.map(Arc::new);
+        let serial = if serial_after(serial, zone.serial()) {
+            serial
+        } else {
+            zone.serial()
+        };
+        let now = now_secs();
+        let active = st.active_keys(now);
+        let mut affected: BTreeSet<ShardId> = active.iter().map(|k| st.shard_of_key(k)).collect();
+        affected.insert(None);
+        let (snap, withheld) = build_next(
+            &st,
+            &zone,
+            dnssec.as_deref(),
+            &affected,
+            &[],
+            &active,
+            serial,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        st.withheld = withheld;
+        st.in_force = active;
+        Ok(Publisher {
+            current: ArcSwap::from_pointee(snap),
+            state: Mutex::new(st),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The version being served.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The version being served, as an owned pointer.
+    pub fn snapshot_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ask background work to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The suppression list (every entry, in force or expired).
+    pub fn list(&self) -> (u32, Vec<Suppression>) {
+        let st = self.lock();
+        (self.snapshot().serial, st.list.values().cloned().collect())
+    }
+
+    /// Check a domain for suppression (as `add` would), returning its lowercase wire form.
+    pub fn check_suppressible(&self, wire: &[u8]) -> Result<Vec<u8>, ChangeError> {
+        let st = self.lock();
+        let snap = self.snapshot_full();
+        check_suppressible(&snap.zone, &st, wire)
+    }
+
+    /// Apply one change; returns once it is served (or refused, with nothing changed).
+    pub fn apply(
+        &self,
+        change: Change,
+        actor: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ChangeError> {
+        let mut st = self.lock();
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(ChangeError::TimedOut);
+        }
+        let cur = self.current.load_full();
+        let now = now_secs();
+        if let Change::Resign = change {
+            return self.resign(&mut st, &cur, actor);
+        }
+        let before = st.in_force.clone();
+        let mut list = st.list.clone();
+        let mut edits: Vec<NameEdit> = Vec::new();
+        let mut removal_reason = String::new();
+        match &change {
+            Change::Suppress { entries } => {
+                let mut seen = BTreeSet::new();
+                for e in entries {
+                    let wire = check_suppressible(&cur.zone, &st, &e.name)?;
+                    if e.reason.trim().is_empty() || e.case.trim().is_empty() {
+                        return Err(ChangeError::BadInput(format!(
+                            "{}: a reason and a case id are required",
+                            name::to_text(&wire)
+                        )));
+                    }
+                    if e.expires.is_some_and(|t| t <= now) {
+                        return Err(ChangeError::BadInput(format!(
+                            "{}: the expiry time is in the past",
+                            name::to_text(&wire)
+                        )));
+                    }
+                    let key = name::key_of(&wire);
+                    if list.contains_key(&key) || !seen.insert(key.clone()) {
+                        return Err(ChangeError::AlreadyListed(format!(
+                            "{} is already suppressed",
+                            name::to_text(&wire)
+                        )));
+                    }
+                    let mut e = e.clone();
+                    e.name = wire;
+                    list.insert(key, e);
+                }
+            }
+            Change::Lift { names, reason } => {
+                if reason.trim().is_empty() {
+                    return Err(ChangeError::BadInput(
+                        "a reason is required to lift a suppression".into(),
+                    ));
+                }
+                removal_reason = reason.clone();
+                for n in names {
+                    let key = name::key_of(&name::to_lowercase(n));
+                    if list.remove(&key).is_none() {
+                        return Err(ChangeError::NotListed(format!(
+                            "{} is not on the suppression list",
+                            name::to_text(n)
+                        )));
+                    }
+                }
+            }
+            Change::Expire { names } => {
+                removal_reason = "expired".into();
+                for n in names {
+                    list.remove(&name::key_of(&name::to_lowercase(n)));
+                }
+            }
+            Change::ReplaceList { entries } => {
+                let mut new = BTreeMap::new();
+                for e in entries {
+                    let wire = check_suppressible(&cur.zone, &st, &e.name)?;
+                    let key = name::key_of(&wire);
+                    let mut e = e.clone();
+                    e.name = wire;
+                    if new.insert(key, e).is_some() {
+                        return Err(ChangeError::AlreadyListed(format!(
+                            "{} is listed twice",
+                            name::to_text(&entries[0].name)
+                        )));
+                    }
+                }
+                list = new;
+            }
+            Change::Edit { edits: e, .. } => {
+                edits = e.clone();
+            }
+            Change::Resign => return Err(ChangeError::Unchanged),
+        }
+        let after: BTreeSet<Vec<u8>> = list
+            .iter()
+            .filter(|(_, s)| s.active(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let added: Vec<Vec<u8>> = after.difference(&before).cloned().collect();
+        let removed: Vec<Vec<u8>> = before.difference(&after).cloned().collect();
+        if edits.is_empty() && added.is_empty() && removed.is_empty() && list == st.list {
+            return Err(ChangeError::Unchanged);
+        }
+        let mut affected: BTreeSet<ShardId> = BTreeSet::new();
+        affected.insert(None);
+        for k in added.iter().chain(removed.iter()) {
+            affected.insert(st.shard_of_key(k));
+        }
+        for e in &edits {
+            affected.insert(st.shard_of_key(&name::key_of(&e.name)));
+        }
+        let serial = st.settings.serial_policy.next(cur.serial, now);
+        let new_list = list;
+        let (snap, withheld) = {
+            let prev_list = std::mem::replace(&mut st.list, new_list.clone());
+            let r = build_next(
+                &st,
+                &cur.zone,
+                cur.dnssec.as_deref(),
+                &affected,
+                &edits,
+                &after,
+                serial,
+                None,
+            );
+            st.list = prev_list;
+            r?
+        };
+        let id = st.next_id;
+        let text = |k: &Vec<u8>| name::to_text(&zone::key_to_wire(k));
+        let outcome = Outcome {
+            id,
+            serial,
+            added: added.iter().map(text).collect(),
+            removed: removed.iter().map(text).collect(),
+            names_changed: edits.len(),
+            signatures: 0,
+            notes: Vec::new(),
+        };
+        // Audit first: no change is served without its record.
+        if let Some(a) = &st.sinks.audit {
+            let mut lines = Vec::new();
+            for k in &added {
+                let (reason, case) = new_list
+                    .get(k)
+                    .map(|e| (e.reason.clone(), e.case.clone()))
+                    .unwrap_or_default();
+                lines.push(crate::suppress::audit::Line {
+                    actor: actor.to_string(),
+                    action: action_name(&change, true).to_string(),
+                    domain: text(k),
+                    reason,
+                    case,
+                });
+            }
+            for k in &removed {
+                lines.push(crate::suppress::audit::Line {
+                    actor: actor.to_string(),
+                    action: action_name(&change, false).to_string(),
+                    domain: text(k),
+                    reason: removal_reason.clone(),
+                    case: st.list.get(k).map(|e| e.case.clone()).unwrap_or_default(),
+                });
+            }
+            if lines.is_empty() {
+                lines.push(crate::suppress::audit::Line {
+                    actor: actor.to_string(),
+                    action: change.action().to_string(),
+                    domain: String::new(),
+                    reason: String::new(),
+                    case: String::new(),
+                });
+            }
+            a.record_batch(id, &lines, serial)
+                .map_err(ChangeError::Storage)?;
+        }
+        // The list file follows the list.
+        if new_list != st.list {
+            if let Some(p) = &st.sinks.list_file {
+                write_list_file(p, serial, new_list.values()).map_err(ChangeError::Storage)?;
+            }
+        }
+        // Commit.
+        st.next_id += 1;
+        st.list = new_list;
+        st.in_force = after;
+        let ol = st.ol;
+        st.withheld
+            .retain(|d, _| !affected.contains(&shard_id(d, ol)));
+        st.withheld.extend(withheld);
+        let origin = st.origin.clone();
+        for id in &affected {
+            let src = st.source(&snap.zone, *id);
+            st.remote.set_shard(*id, &src, &origin, ol);
+        }
+        self.current.store(Arc::new(snap));
+        Ok(outcome)
+    }
+
+    /// Re-sign what is due for refresh, as a change of its own (new serial).
+    fn resign(&self, st: &mut State, cur: &Snapshot, actor: &str) -> Result<Outcome, ChangeError> {
+        let Some(d) = cur.dnssec.as_deref() else {
+            return Err(ChangeError::Unchanged);
+        };
+        let due_at = crate::dnssec::now().saturating_add(d.signer.policy().refresh);
+        let due_slot = |slot: &crate::dnssec::Slot| {
+            slot.load().as_ref().is_some_and(|s| s.expiration <= due_at)
+        };
+        // What is due (slots still empty belong to the start-up pass).
+        let mut zone_due: Vec<(ShardId, Vec<u32>)> = Vec::new();
+        let mut count = 0usize;
+        for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
+            if count >= MAX_RESIGN {
+                break;
+            }
+            let sh = match id {
+                None => cur.zone.apex_shard(),
+                Some(i) => cur.zone.shard(i),
+            };
+            let Some(sigs) = sh.sigs.as_ref() else {
+                continue;
+            };
+            let sets: Vec<u32> = sh
+                .data
+                .node_rrsets()
+                .filter(|&(n, set)| {
+                    crate::dnssec::sigs::signable(sh.data.node(n).flags, sh.data.rrset(set).rtype)
+                })
+                .map(|(_, set)| set)
+                .filter(|&set| due_slot(sigs.slot(set)))
+                .collect();
+            if !sets.is_empty() {
+                count += sets.len();
+                zone_due.push((id, sets));
+            }
+        }
+        let chain_due: Vec<crate::dnssec::chain::ChainPos> = d
+            .chain
+            .positions()
+            .filter(|&p| due_slot(d.chain.slot(p)))
+            .take(MAX_RESIGN.saturating_sub(count))
+            .collect();
+        let dnskey_due = due_slot(&d.apex.dnskey);
+        let param_due = due_slot(&d.apex.nsec3param);
+        if zone_due.is_empty() && chain_due.is_empty() && !dnskey_due && !param_due {
+            return Err(ChangeError::Unchanged);
+        }
+        let now = now_secs();
+        let serial = st.settings.serial_policy.next(cur.serial, now);
+        let mut apex_only = BTreeSet::new();
+        apex_only.insert(None);
+        let in_force = st.in_force.clone();
+        let (snap0, _) = build_next(
+            st,
+            &cur.zone,
+            Some(d),
+            &apex_only,
+            &[],
+            &in_force,
+            serial,
+            None,
+        )?;
+        let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
+        let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
+        let mut signed = 0usize;
+        let mut shards = Vec::new();
+        for (id, sets) in zone_due {
+            let sh = match id {
+                None => snap0.zone.apex_shard(),
+                Some(i) => snap0.zone.shard(i),
+            };
+            let Some(old) = sh.sigs.as_ref() else {
+                continue;
+            };
+            let copy = old.copy();
+            let new = Arc::new(zone::ZShard {
+                data: sh.data.clone(),
+                sigs: Some(copy),
+            });
+            for set in sets {
+                if set as usize >= new.data.rrset_count() {
+                    continue;
+                }
+                let node = (0..new.data.node_count() as u32)
+                    .find(|&n| {
+                        let start = new.data.rrset_start(n);
+                        set >= start && set < start + new.data.rrsets(n).len() as u32
+                    })
+                    .unwrap_or(0);
+                let nr = zone::NodeRef {
+                    sh: &new,
+                    shard_no: id.map(|i| i as u32).unwrap_or(zone::APEX_SHARD),
+                    idx: node,
+                };
+                let sig = d0
+                    .signer
+                    .sign_set(nr, zone::SetRef { sh: &new, idx: set })
+                    .map_err(sign_err)?;
+                if let Some(s) = new.sigs.as_ref() {
+                    s.slot(set).store(Some(Arc::new(sig)));
+                }
+                signed += 1;
+            }
+            shards.push((id, new));
+        }
+        let mut chain_sigs = Vec::new();
+        for pos in chain_due {
+            let sig = d0
+                .signer
+                .sign_nsec3(&d0.chain, pos, d0.nsec3_ttl)
+                .map_err(sign_err)?;
+            chain_sigs.push((pos, Arc::new(sig)));
+            signed += 1;
+        }
+        let apex = Arc::new(crate::dnssec::ApexSigs {
+            dnskey: if dnskey_due {
+                signed += 1;
+                crate::dnssec::Slot::from(Some(Arc::new(
+                    d0.signer.sign_dnskey().map_err(sign_err)?,
+                )))
+            } else {
+                crate::dnssec::Slot::from(d0.apex.dnskey.load_full())
+            },
+            nsec3param: if param_due {
+                signed += 1;
+                crate::dnssec::Slot::from(Some(Arc::new(
+                    d0.signer.sign_nsec3param().map_err(sign_err)?,
+                )))
+            } else {
+                crate::dnssec::Slot::from(d0.apex.nsec3param.load_full())
+            },
+        });
+        let chain = if chain_sigs.is_empty() {
+            d0.chain.clone()
+        } else {
+            Arc::new(d0.chain.with_signatures(&st.origin, &chain_sigs))
+        };
+        let zone2 = snap0.zone.with_shards(shards);
+        let next = Snapshot {
+            serial: zone2.serial(),
+            zone: Arc::new(zone2),
+            dnssec: Some(Arc::new(Dnssec {
+                signer: d0.signer.clone(),
+                chain,
+                apex,
+                nsec3_ttl: d0.nsec3_ttl,
+            })),
+            suppressions: snap0.suppressions.clone(),
+        };
+        let id = st.next_id;
+        if let Some(a) = &st.sinks.audit {
+            let line = crate::suppress::audit::Line {
+                actor: actor.to_string(),
+                action: "resign".into(),
+                reason: format!("{signed} signatures due for refresh"),
+                ..Default::default()
+            };
+            a.record_batch(id, &[line], serial)
+                .map_err(ChangeError::Storage)?;
+        }
+        st.next_id += 1;
+        self.current.store(Arc::new(next));
+        Ok(Outcome {
+            id,
+            serial,
+            signatures: signed,
+            ..Default::default()
+        })
+    }
+}
+
+fn action_name(change: &Change, added: bool) -> &'static str {
+    match (change, added) {
+        (Change::Expire { .. }, _) => "expire",
+        (Change::ReplaceList { .. }, true) => "edit-add",
+        (Change::ReplaceList { .. }, false) => "edit-remove",
+        (_, true) => "add",
+        (_, false) => "remove",
+    }
+}
+
+/// Write the list file atomically.
+fn write_list_file<'a>(
+    path: &std::path::Path,
+    serial: u32,
+    entries: impl Iterator<Item = &'a Suppression>,
+) -> Result<(), String> {
+    let list = crate::suppress::list::ListFile {
+        serial,
+        entries: entries
+            .map(crate::suppress::list::Entry::from_suppression)
+            .collect(),
+    };
+    crate::suppress::list::persist(path, &list).map(|_| ())
+}
+
+/// Build the next snapshot: rebuild `affected` shards from source data with
+/// `edits` applied, withdraw the `active` suppressions, set the serial.
+#[allow(clippy::too_many_arguments)]
+fn build_next(
+    st: &State,
+    zone: &Zone,
+    dnssec: Option<&Dnssec>,
+    affected: &BTreeSet<ShardId>,
+    edits: &[NameEdit],
+    active: &BTreeSet<Vec<u8>>,
+    serial: u32,
+    hints: Option<&edit::Hints>,
+) -> Result<(Snapshot, HashMap<Vec<u8>, Content>), ChangeError> {
+    let mut contents = Vec::new();
+    let mut withheld_all = HashMap::new();
+    for &id in affected {
+        let mut src = st.source(zone, id);
+        for e in edits
+            .iter()
+            .filter(|e| st.shard_of_key(&name::key_of(&e.name)) == id)
+        {
+            let k = name::key_of(&e.name);
+            let entry = src.entry(k.clone()).or_default();
+            if e.replace_all {
+                entry.clear();
+            }
+            for s in &e.sets {
+                entry.retain(|x| x.rtype != s.rtype);
+                if !s.rdatas.is_empty() {
+                    entry.push(s.clone());
+                }
+            }
+            entry.sort_by_key(|s| s.rtype);
+            if entry.is_empty() {
+                src.remove(&k);
+            }
+        }
+        let (mut published, withheld) = st.filter(&src, id, active);
+        if id.is_none() {
+            let apex_key = name::key_of(&st.origin);
+            if let Some(sets) = published.get_mut(&apex_key) {
+                for s in sets.iter_mut().filter(|s| s.rtype == Rtype::SOA.0) {
+                    for r in s.rdatas.iter_mut() {
+                        *r = zone::soa_with_serial(r, serial);
+                    }
+                }
+            }
+        }
+        withheld_all.extend(withheld);
+        contents.push((id, published));
+    }
+    let remote = RemoteCtx { st };
+    let next = edit::next_version(zone, dnssec, contents, &remote, hints).map_err(|e| match e {
+        edit::EditError::Check(m) => ChangeError::Check(m),
+        edit::EditError::Sign(m) => ChangeError::Sign(m),
+    })?;
+    let mut set = Suppressions::new();
+    for k in active {
+        if let Some(e) = st.list.get(k) {
+            set.insert(
+                k,
+                Effect {
+                    code: e.ede.code(),
+                    text: st.settings.ede_text.clone(),
+                },
+            );
+        }
+    }
+    let snap = Snapshot {
+        serial: next.zone.serial(),
+        zone: Arc::new(next.zone),
+        dnssec: next.dnssec.map(Arc::new),
+        suppressions: Arc::new(set),
+    };
+    Ok((snap, withheld_all))
+}
+
+/// What the shard checks need from the rest of the zone.
+struct RemoteCtx<'a> {
+    st: &'a State,
+}
+
+impl zone::shard::ZoneContext for RemoteCtx<'_> {
+    fn referenced_elsewhere(&self, host_key: &[u8]) -> bool {
+        self.st.remote.users.contains_key(host_key)
+    }
+}
+
+/// The DNSSEC part of a freshly loaded zone: chain built, nothing signed yet.
+pub fn initial_dnssec(zone: &mut Zone, signer: Arc<Signer>) -> Result<Dnssec, String> {
+    let chain =
+        crate::dnssec::chain::Chain::build(zone, signer.policy().nsec3.clone(), &edit::APEX_EXTRA)
+            .map_err(|e| e.to_string())?;
+    let shards: Vec<(ShardId, Arc<zone::ZShard>)> = std::iter::once(None)
+        .chain((0..zone::SHARDS).map(Some))
+        .map(|id| {
+            let sh = match id {
+                None => zone.apex_shard(),
+                Some(i) => zone.shard(i),
+            };
+            let sigs = crate::dnssec::ShardSigs::empty(&sh.data);
+            (
+                id,
+                Arc::new(zone::ZShard {
+                    data: sh.data.clone(),
+                    sigs: Some(sigs),
+                }),
+            )
+        })
+        .collect();
+    let warnings = std::mem::take(&mut zone.warnings);
+    *zone = zone.with_shards(shards);
+    zone.warnings = warnings;
+    Ok(Dnssec {
+        signer,
+        chain: Arc::new(chain),
+        apex: edit::empty_apex_sigs(),
+        nsec3_ttl: zone.negative_ttl(),
+    })
+}
+
+/// Which source a zone edit came from, as text.
+pub fn source_name(s: EditSource) -> &'static str {
+    match s {
+        EditSource::Reload => "reload",
+        EditSource::Update => "update",
+        EditSource::Transfer => "transfer",
+    }
+}
+
+/// The RRsets of a name in a content map (for tests and tools).
+pub fn rrsets_of<'a>(c: &'a Content, key: &[u8]) -> Option<&'a Vec<RecSet>> {
+    c.get(key)
+}
