@@ -211,17 +211,18 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<(usize, Key)>, KeyError> {
                     format!("expected ';' after '{field}', found {}", semi.show()),
                 ));
             }
-            let slot =
-                match field.to_ascii_lowercase().as_str() {
-                    "algorithm" => &mut algorithm,
-                    "secret" => &mut secret,
-                    _ => return Err(err(
+            let slot = match field.to_ascii_lowercase().as_str() {
+                "algorithm" => &mut algorithm,
+                "secret" => &mut secret,
+                _ => {
+                    return Err(err(
                         l,
                         format!(
                             "unknown statement '{field}' in key (expected 'algorithm' or 'secret')"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             if slot.is_some() {
                 return Err(err(l, format!("'{field}' given twice in key '{name}'")));
             }
