@@ -10,7 +10,8 @@
 //!   (RFC 1035 §4.1.4), so a hostile message cannot loop;
 //! - names inside RDATA are decompressed for the types RFC 3597 §4 lists
 //!   (RFC 1035 types, plus RP, AFSDB, RT, PX, SRV, NAPTR, KX), and for the
-//!   algorithm name of TSIG; the RDATA of those types must be well formed;
+//!   algorithm name of TSIG; the RDATA of those types must be well formed
+//!   (or empty, as UPDATE deletes and prerequisites send it);
 //! - at most one OPT record (RFC 6891 §6.1.1), owned by the root, in the
 //!   additional section;
 //! - a TSIG record only as the very last record (RFC 8945 §5.1), and at most one;
@@ -283,6 +284,11 @@ fn expand_rdata(
     let end = start + len;
     let raw = msg.get(start..end).ok_or(MessageError::Truncated)?;
     let bad = MessageError::BadRdata;
+    if len == 0 {
+        // Empty RDATA is legal on the wire for every type (UPDATE deletes and
+        // prerequisites use it); whether a type may be empty is `rdata_is_valid`'s call.
+        return Ok(Vec::new());
+    }
     match layout(rtype) {
         Layout::Opaque => Ok(raw.to_vec()),
         Layout::Names { fixed, names, tail } => {
