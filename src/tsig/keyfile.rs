@@ -117,7 +117,7 @@ fn tokenize(text: &str, file: &str) -> Result<Vec<(usize, Tok)>, KeyError> {
                 while i < b.len()
                     && !b[i].is_ascii_whitespace()
                     && !matches!(b[i], b'{' | b'}' | b';' | b'"' | b'#')
-                    && !(b[i] == b'/' && matches!(b.get(i + 1), Some(b'/') | Some(b'*')))
+                    && (b[i] != b'/' || !matches!(b.get(i + 1), Some(b'/') | Some(b'*')))
                 {
                     i += 1;
                 }
@@ -146,11 +146,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<(usize, Key)>, KeyError> {
             .ok_or_else(|| err(last_line, format!("file ends where {want} was expected")))
     };
     let mut keys = Vec::new();
-    loop {
-        let (line, t) = match next("'key'") {
-            Ok(v) => v,
-            Err(_) => break,
-        };
+    while let Ok((line, t)) = next("'key'") {
         match &t {
             Tok::Word(w) if w == "key" => {}
             other => {

@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(m.additional, vec![a.clone()]);
         let bad = build(1, 0, None, &[], &[], &[tsig.clone(), a.clone()]).unwrap();
         assert_eq!(parse(&bad), Err(MessageError::TsigNotLast));
-        let bad = build(1, 0, None, &[tsig.clone()], &[], &[]).unwrap();
+        let bad = build(1, 0, None, std::slice::from_ref(&tsig), &[], &[]).unwrap();
         assert_eq!(parse(&bad), Err(MessageError::TsigNotLast));
         let mut two_opt = build(1, 0, None, &[], &[], &[]).unwrap();
         append_opt(&mut two_opt, 1232, 0, 0);
