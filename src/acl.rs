@@ -365,4 +365,13 @@ mod tests {
         assert!(acl("[[acl.transfer]]\nfrom = [\"::1\"]\nallow = true\n").is_err());
         assert!(acl("[[acl.xfr]]\nfrom = [\"::1\"]\n").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_prefix_never_panics(text in "[0-9a-fA-F:./ ]{0,45}") {
+            if let Ok(net) = parse_prefix(&text) {
+                proptest::prop_assert_eq!(net.trunc(), net);
+            }
+        }
+    }
 }
