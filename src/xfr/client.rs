@@ -442,8 +442,10 @@ pub async fn query_soa(
         .await
         .map_err(|e| XfrError::Io(e.to_string()))?;
     let mut buf = vec![0u8; 65535];
+    // One deadline for the answer: stray datagrams do not extend it.
+    let deadline = tokio::time::Instant::now() + limits.message_timeout;
     let answer = loop {
-        let n = tokio::time::timeout(limits.message_timeout, sock.recv(&mut buf))
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
             .await
             .map_err(|_| XfrError::Timeout("the SOA answer"))?
             .map_err(|e| XfrError::Io(e.to_string()))?;
