@@ -9,8 +9,12 @@
 //! - [`server`]: UDP/TCP transport on tokio;
 //! - [`publish`]: the publisher, the one writer of zone versions;
 //! - [`service`]: loading, the transport's view of the publisher, background work;
-//! - [`config`], [`cli`]: configuration file and command line.
+//! - [`config`], [`cli`]: configuration file and command line;
+//! - [`tsig`], [`acl`]: transaction signatures (RFC 8945) and who may transfer, notify, update;
+//! - [`update`]: RFC 2136 dynamic update parsing, prerequisites and application;
+//! - [`xfr`]: inbound AXFR/IXFR, NOTIFY messages; [`serial`]: RFC 1982 serial arithmetic.
 
+pub mod acl;
 pub mod cli;
 pub mod config;
 pub mod dnssec;
@@ -18,10 +22,14 @@ pub mod handler;
 pub mod keys;
 pub mod name;
 pub mod publish;
+pub mod serial;
 pub mod server;
 pub mod service;
 pub mod suppress;
+pub mod tsig;
+pub mod update;
 pub mod wire;
+pub mod xfr;
 pub mod zone;
 
 /// Write one log line to standard error, with a UTC timestamp.

@@ -40,7 +40,7 @@ const MAX_RESIGN: usize = 20_000;
 
 /// Serial arithmetic (RFC 1982): whether `a` is after `b`.
 pub fn serial_after(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000_0000
+    crate::serial::serial_gt(a, b)
 }
 
 /// How the next serial is chosen.

@@ -6,6 +6,7 @@
 //! bytes, without heap allocation.
 
 pub mod decode;
+pub mod message;
 pub mod query;
 pub mod types;
 pub mod writer;

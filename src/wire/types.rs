@@ -11,18 +11,42 @@ impl Rtype {
     pub const NS: Rtype = Rtype(2);
     /// Canonical name.
     pub const CNAME: Rtype = Rtype(5);
+    /// Mail destination (obsolete, RFC 1035).
+    pub const MD: Rtype = Rtype(3);
+    /// Mail forwarder (obsolete, RFC 1035).
+    pub const MF: Rtype = Rtype(4);
     /// Start of authority.
     pub const SOA: Rtype = Rtype(6);
+    /// Mailbox domain name (RFC 1035).
+    pub const MB: Rtype = Rtype(7);
+    /// Mail group member (RFC 1035).
+    pub const MG: Rtype = Rtype(8);
+    /// Mail rename domain name (RFC 1035).
+    pub const MR: Rtype = Rtype(9);
     /// Domain name pointer.
     pub const PTR: Rtype = Rtype(12);
+    /// Mailbox or mail list information (RFC 1035).
+    pub const MINFO: Rtype = Rtype(14);
     /// Mail exchange.
     pub const MX: Rtype = Rtype(15);
     /// Text strings.
     pub const TXT: Rtype = Rtype(16);
+    /// Responsible person (RFC 1183).
+    pub const RP: Rtype = Rtype(17);
+    /// AFS database location (RFC 1183).
+    pub const AFSDB: Rtype = Rtype(18);
+    /// Route through (RFC 1183).
+    pub const RT: Rtype = Rtype(21);
+    /// X.400 mail mapping (RFC 2163).
+    pub const PX: Rtype = Rtype(26);
     /// IPv6 address.
     pub const AAAA: Rtype = Rtype(28);
     /// Service locator.
     pub const SRV: Rtype = Rtype(33);
+    /// Naming authority pointer (RFC 3403).
+    pub const NAPTR: Rtype = Rtype(35);
+    /// Key exchanger (RFC 2230).
+    pub const KX: Rtype = Rtype(36);
     /// Delegation name.
     pub const DNAME: Rtype = Rtype(39);
     /// EDNS pseudo-record.
@@ -49,6 +73,10 @@ impl Rtype {
     pub const IXFR: Rtype = Rtype(251);
     /// Full transfer.
     pub const AXFR: Rtype = Rtype(252);
+    /// Mailbox-related records (obsolete query type, RFC 1035).
+    pub const MAILB: Rtype = Rtype(253);
+    /// Mail agent records (obsolete query type, RFC 1035).
+    pub const MAILA: Rtype = Rtype(254);
     /// Any type (RFC 8482 answers it minimally).
     pub const ANY: Rtype = Rtype(255);
 
@@ -75,6 +103,8 @@ impl Class {
     pub const IN: Class = Class(1);
     /// Chaos (server identity queries).
     pub const CH: Class = Class(3);
+    /// No class: "delete this record" in UPDATE, "must not exist" in prerequisites (RFC 2136 §2.4).
+    pub const NONE: Class = Class(254);
     /// Any class.
     pub const ANY: Class = Class(255);
 }
@@ -88,6 +118,8 @@ impl Opcode {
     pub const QUERY: Opcode = Opcode(0);
     /// Zone change notification (RFC 1996).
     pub const NOTIFY: Opcode = Opcode(4);
+    /// Dynamic update (RFC 2136).
+    pub const UPDATE: Opcode = Opcode(5);
 }
 
 /// A response code, including extended codes carried in OPT (RFC 6891 §6.1.3).
@@ -107,8 +139,16 @@ impl Rcode {
     pub const NOTIMP: Rcode = Rcode(4);
     /// Refused.
     pub const REFUSED: Rcode = Rcode(5);
-    /// Not authoritative.
+    /// A name that must not exist does (RFC 2136).
+    pub const YXDOMAIN: Rcode = Rcode(6);
+    /// An RRset that must not exist does (RFC 2136).
+    pub const YXRRSET: Rcode = Rcode(7);
+    /// An RRset that must exist does not (RFC 2136).
+    pub const NXRRSET: Rcode = Rcode(8);
+    /// Not authoritative for the zone (RFC 2136), or not authorized (TSIG, RFC 8945).
     pub const NOTAUTH: Rcode = Rcode(9);
+    /// A name is outside the zone of the request (RFC 2136).
+    pub const NOTZONE: Rcode = Rcode(10);
     /// Bad EDNS version.
     pub const BADVERS: Rcode = Rcode(16);
 }
@@ -127,6 +167,8 @@ pub mod ede {
     pub const BLOCKED: u16 = 15;
     /// Censored on an external requirement.
     pub const CENSORED: u16 = 16;
+    /// Prohibited by an access rule.
+    pub const PROHIBITED: u16 = 18;
     /// Not authoritative for the name.
     pub const NOT_AUTHORITATIVE: u16 = 20;
     /// Not supported.
