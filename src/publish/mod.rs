@@ -181,7 +181,12 @@ struct State {
     remote: RemoteUsers,
     next_id: u64,
     sinks: Sinks,
+    /// Outcomes of the last changes, by id (a client that gave up can ask).
+    recent: std::collections::VecDeque<(u64, Result<Outcome, String>)>,
 }
+
+/// How many change outcomes are kept for [`Publisher::outcome`].
+const RECENT: usize = 1000;
 
 /// The publisher of one zone.
 pub struct Publisher {
@@ -397,6 +402,7 @@ impl Publisher {
             remote,
             next_id: 1,
             sinks,
+            recent: std::collections::VecDeque::new(),
         };
         for s in list {
             st.list.insert(name::key_of(&s.name), s);
@@ -469,7 +475,24 @@ impl Publisher {
         check_suppressible(&snap.zone, &st, wire)
     }
 
+    /// The outcome of a recent change (by the id in its audit lines and outcome).
+    pub fn outcome(&self, id: u64) -> Option<Result<Outcome, String>> {
+        self.lock()
+            .recent
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// The id the next change will get.
+    pub fn next_change_id(&self) -> u64 {
+        self.lock().next_id
+    }
+
     /// Apply one change; returns once it is served (or refused, with nothing changed).
+    ///
+    /// A change whose `deadline` has passed when its turn comes is refused
+    /// ([`ChangeError::TimedOut`]) and never applied later.
     pub fn apply(
         &self,
         change: Change,
@@ -477,13 +500,36 @@ impl Publisher {
         deadline: Option<Instant>,
     ) -> Result<Outcome, ChangeError> {
         let mut st = self.lock();
+        let id = st.next_id;
+        let r = self.apply_locked(&mut st, change, actor, deadline);
+        if !matches!(r, Err(ChangeError::Unchanged)) {
+            st.recent
+                .push_back((id, r.clone().map_err(|e| e.to_string())));
+            if st.recent.len() > RECENT {
+                st.recent.pop_front();
+            }
+            if r.is_err() {
+                // A refused change uses up its id too, so ids in logs stay unique.
+                st.next_id = st.next_id.max(id + 1);
+            }
+        }
+        r
+    }
+
+    fn apply_locked(
+        &self,
+        st: &mut State,
+        change: Change,
+        actor: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ChangeError> {
         if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(ChangeError::TimedOut);
         }
         let cur = self.current.load_full();
         let now = now_secs();
         if let Change::Resign = change {
-            return self.resign(&mut st, &cur, actor);
+            return self.resign(st, &cur, actor);
         }
         let before = st.in_force.clone();
         let mut list = st.list.clone();
