@@ -539,7 +539,7 @@ impl Publisher {
             Change::Suppress { entries } => {
                 let mut seen = BTreeSet::new();
                 for e in entries {
-                    let wire = check_suppressible(&cur.zone, &st, &e.name)?;
+                    let wire = check_suppressible(&cur.zone, st, &e.name)?;
                     if e.reason.trim().is_empty() || e.case.trim().is_empty() {
                         return Err(ChangeError::BadInput(format!(
                             "{}: a reason and a case id are required",
@@ -590,7 +590,7 @@ impl Publisher {
             Change::ReplaceList { entries } => {
                 let mut new = BTreeMap::new();
                 for e in entries {
-                    let wire = check_suppressible(&cur.zone, &st, &e.name)?;
+                    let wire = check_suppressible(&cur.zone, st, &e.name)?;
                     let key = name::key_of(&wire);
                     let mut e = e.clone();
                     e.name = wire;
@@ -631,7 +631,7 @@ impl Publisher {
         let (snap, withheld) = {
             let prev_list = std::mem::replace(&mut st.list, new_list.clone());
             let r = build_next(
-                &st,
+                st,
                 &cur.zone,
                 cur.dnssec.as_deref(),
                 &affected,
