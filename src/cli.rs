@@ -204,6 +204,24 @@ fn open_list(cfg: &Config) -> Result<(u32, Vec<crate::publish::change::Suppressi
     Ok((l.serial, out))
 }
 
+fn settings_of(cfg: &Config) -> crate::publish::Settings {
+    crate::publish::Settings {
+        ede_text: Arc::from(cfg.suppress.ede_text.as_str()),
+        serial_policy: cfg.zone.serial_policy,
+    }
+}
+
+fn sinks_of(cfg: &Config) -> Result<crate::publish::Sinks, String> {
+    Ok(crate::publish::Sinks {
+        audit: match &cfg.suppress.audit_log {
+            Some(p) => Some(suppress::audit::Audit::open(p)?),
+            None => None,
+        },
+        list_file: cfg.suppress.file.clone(),
+        journal: None,
+    })
+}
+
 /// Build the publisher of a loaded zone, with the list and its checks.
 fn publisher_for(
     cfg: &Config,
@@ -212,24 +230,15 @@ fn publisher_for(
 ) -> Result<crate::publish::Publisher, String> {
     let (serial, list) = open_list(cfg)?;
     let sinks = if with_sinks {
-        crate::publish::Sinks {
-            audit: match &cfg.suppress.audit_log {
-                Some(p) => Some(suppress::audit::Audit::open(p)?),
-                None => None,
-            },
-            list_file: cfg.suppress.file.clone(),
-        }
+        sinks_of(cfg)?
     } else {
         crate::publish::Sinks::default()
-    };
-    let settings = crate::publish::Settings {
-        ede_text: Arc::from(cfg.suppress.ede_text.as_str()),
-        serial_policy: crate::publish::SerialPolicy::Increment,
     };
     let zone = loaded.zone;
     // Every entry must be suppressible in this zone: checked by a publisher without entries.
     let names: Vec<Vec<u8>> = list.iter().map(|s| s.name.clone()).collect();
-    let p = crate::publish::Publisher::new(zone, loaded.dnssec, list, serial, settings, sinks)?;
+    let p =
+        crate::publish::Publisher::new(zone, loaded.dnssec, list, serial, settings_of(cfg), sinks)?;
     for n in names {
         p.check_suppressible(&n).map_err(|e| {
             format!(
@@ -245,10 +254,121 @@ fn publisher_for(
     Ok(p)
 }
 
-fn serve(a: ServeArgs) -> Result<(), String> {
-    let t0 = Instant::now();
-    let cfg = config_from(&a)?;
-    let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
+/// The publisher at start: from the checkpoint and journal in `[state] dir` when there
+/// are some (the last published serial, content and signatures come back), else from
+/// the zone file (and a first checkpoint is written).
+fn start_publisher(
+    cfg: &Config,
+    keys: Option<Vec<crate::dnssec::key::SigningKey>>,
+) -> Result<(crate::publish::Publisher, Option<service::StateCfg>), String> {
+    let Some(dir) = cfg.state.dir.clone() else {
+        crate::log("no [state] dir: published changes do not survive a restart");
+        let loaded = load_and_report(cfg, keys)?;
+        return Ok((publisher_for(cfg, loaded, true)?, None));
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: cannot create the state directory: {e}", dir.display()))?;
+    let jpath = dir.join("journal");
+    let cpath = dir.join("checkpoint");
+    let (journal, opened) =
+        crate::publish::journal::Journal::open(&jpath, cfg.state.journal_max_bytes)?;
+    if opened.cut_bytes > 0 {
+        crate::log(&format!(
+            "{}: cut {} bytes of a torn record at the end (a crash during a write); {} records kept",
+            jpath.display(),
+            opened.cut_bytes,
+            opened.records
+        ));
+    }
+    let state = service::StateCfg {
+        checkpoint: cpath.clone(),
+        interval: Duration::from_secs(cfg.state.checkpoint_interval),
+        journal_max_age: cfg.state.journal_max_age,
+    };
+    let p = if cpath.exists() {
+        let t = Instant::now();
+        let signer = if cfg.dnssec.enabled {
+            let keys = match keys {
+                Some(k) => k,
+                None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
+            };
+            Some(Arc::new(
+                crate::dnssec::Signer::new(&cfg.origin_wire(), keys, cfg.policy())
+                    .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
+            ))
+        } else {
+            None
+        };
+        let r = crate::publish::checkpoint::read(&cpath, &cfg.origin_wire(), signer)?;
+        let cserial = r.header.serial;
+        let kept = r.signatures_kept;
+        let p = crate::publish::Publisher::from_checkpoint(r, settings_of(cfg), sinks_of(cfg)?)?;
+        let entries = match journal.entries_from(cserial)? {
+            Some(e) => e,
+            None if journal.is_empty() || journal.last_serial() == Some(cserial) => Vec::new(),
+            None => {
+                return Err(format!(
+                    "{}: the journal does not continue from the checkpoint's serial {cserial} \
+                     (it ends at {:?}); refusing to start rather than lose published changes",
+                    jpath.display(),
+                    journal.last_serial()
+                ))
+            }
+        };
+        let n = p.replay(entries)?;
+        crate::log(&format!(
+            "restored serial {} from {} and {n} journal records in {:.2} s{}",
+            p.snapshot().serial,
+            cpath.display(),
+            t.elapsed().as_secs_f64(),
+            if kept {
+                ""
+            } else {
+                " (signatures made again: the keys changed)"
+            }
+        ));
+        p.set_journal(journal);
+        match crate::publish::checkpoint::Fingerprint::of(&cfg.zone.file) {
+            Ok(f) if p.fingerprint().as_ref() != Some(&f) => crate::log(&format!(
+                "{} changed while belfry was stopped: reload it to publish the changes",
+                cfg.zone.file.display()
+            )),
+            _ => {}
+        }
+        p
+    } else {
+        if !journal.is_empty() {
+            return Err(format!(
+                "{}: the journal holds {} records but there is no checkpoint {}; move the journal \
+                 away to start from the zone file",
+                jpath.display(),
+                journal.len(),
+                cpath.display()
+            ));
+        }
+        let loaded = load_and_report(cfg, keys)?;
+        let p = publisher_for(cfg, loaded, true)?;
+        p.set_fingerprint(Some(crate::publish::checkpoint::Fingerprint::of(
+            &cfg.zone.file,
+        )?));
+        p.set_journal(journal);
+        let t = Instant::now();
+        p.checkpoint(&cpath, cfg.state.journal_max_age)?;
+        crate::log(&format!(
+            "first checkpoint written to {} in {:.2} s",
+            cpath.display(),
+            t.elapsed().as_secs_f64()
+        ));
+        p
+    };
+    Ok((p, Some(state)))
+}
+
+fn load_and_report(
+    cfg: &Config,
+    keys: Option<Vec<crate::dnssec::key::SigningKey>>,
+) -> Result<service::Loaded, String> {
+    let loaded = service::load(cfg, keys)?;
     let zone = &loaded.zone;
     crate::log(&format!(
         "loaded {} in {:.2} s: {} delegations ({} secure), {} records, serial {}",
@@ -270,14 +390,21 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             loaded.sign_prep_secs
         ));
     }
+    Ok(loaded)
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    let t0 = Instant::now();
+    let cfg = config_from(&a)?;
     let presign = cfg.dnssec.presign;
-    let publisher = Arc::new(publisher_for(&cfg, loaded, true)?);
+    let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
+    let publisher = Arc::new(publisher);
     let handler_cfg = HandlerConfig {
         max_udp_payload: cfg.server.max_udp_payload,
         identity: cfg.server.identity.clone(),
         version: cfg.server.version.clone(),
     };
-    let svc = Arc::new(Service::new(publisher.clone(), handler_cfg));
+    let svc = Arc::new(Service::new(publisher.clone(), handler_cfg, state));
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
         workers: cfg.server.workers,

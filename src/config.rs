@@ -35,6 +35,47 @@ pub struct Config {
     /// The suppression list and its admin API.
     #[serde(default)]
     pub suppress: SuppressSection,
+    /// Where published state is kept across restarts (journal, checkpoints).
+    #[serde(default)]
+    pub state: StateSection,
+}
+
+fn default_journal_bytes() -> u64 {
+    512 << 20
+}
+fn default_journal_age() -> u64 {
+    86400
+}
+fn default_checkpoint_interval() -> u64 {
+    3600
+}
+
+/// `[state]`: the journal and checkpoints that make a restart lose nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Directory for the journal and checkpoints; none = nothing published survives a restart.
+    pub dir: Option<PathBuf>,
+    /// Size budget of the journal in bytes (older records are dropped beyond it).
+    #[serde(default = "default_journal_bytes")]
+    pub journal_max_bytes: u64,
+    /// Records older than this (seconds) are dropped when a restart no longer needs them.
+    #[serde(default = "default_journal_age")]
+    pub journal_max_age: u64,
+    /// Seconds between checkpoints (one is also written once the zone is fully signed).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u64,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            dir: None,
+            journal_max_bytes: default_journal_bytes(),
+            journal_max_age: default_journal_age(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -106,6 +147,13 @@ pub struct ZoneSection {
     pub origin: String,
     /// Master file path.
     pub file: PathBuf,
+    /// How serials move on: `increment` (default), `unixtime` or `dateserial`.
+    #[serde(default = "default_serial_policy")]
+    pub serial_policy: crate::publish::SerialPolicy,
+}
+
+fn default_serial_policy() -> crate::publish::SerialPolicy {
+    crate::publish::SerialPolicy::Increment
 }
 
 fn yes() -> bool {
@@ -265,6 +313,9 @@ impl Config {
         if let Some(p) = c.suppress.admin_token_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = c.state.dir.as_mut() {
+            fix(p);
+        }
         c.check(path)?;
         Ok(c)
     }
@@ -279,6 +330,12 @@ impl Config {
         }
         if self.server.max_udp_payload < 512 {
             return bad("[server] max_udp_payload must be at least 512".into());
+        }
+        if self.state.journal_max_bytes < 1 << 20 {
+            return bad("[state] journal_max_bytes must be at least 1048576 (1 MiB)".into());
+        }
+        if self.state.checkpoint_interval == 0 {
+            return bad("[state] checkpoint_interval must be at least 1 second".into());
         }
         if self.server.tcp_max_connections == 0 {
             return bad("[server] tcp_max_connections must be at least 1".into());

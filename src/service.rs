@@ -53,6 +53,17 @@ pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<
     })
 }
 
+/// Where and how often checkpoints are written.
+#[derive(Clone, Debug)]
+pub struct StateCfg {
+    /// The checkpoint file.
+    pub checkpoint: std::path::PathBuf,
+    /// Time between checkpoints.
+    pub interval: Duration,
+    /// Journal records older than this (seconds) may go once a checkpoint covers them.
+    pub journal_max_age: u64,
+}
+
 /// The service the transport calls.
 pub struct Service {
     /// The publisher (owner of the served version).
@@ -62,16 +73,22 @@ pub struct Service {
     pub fully_signed: AtomicBool,
     /// Signatures made by the start-up pass.
     pub presigned: AtomicUsize,
+    state: Option<StateCfg>,
 }
 
 impl Service {
     /// A service answering from a publisher.
-    pub fn new(publisher: Arc<Publisher>, handler_cfg: HandlerConfig) -> Service {
+    pub fn new(
+        publisher: Arc<Publisher>,
+        handler_cfg: HandlerConfig,
+        state: Option<StateCfg>,
+    ) -> Service {
         Service {
             publisher,
             handler_cfg,
             fully_signed: AtomicBool::new(false),
             presigned: AtomicUsize::new(0),
+            state,
         }
     }
 
@@ -242,6 +259,14 @@ fn maintenance(svc: &Service, presign: bool) {
         .unwrap_or(1);
     let mut signed_serial: Option<u32> = None;
     let mut next_resign = Instant::now();
+    let mut checkpointed_signed = false;
+    let mut next_checkpoint = Instant::now()
+        + svc
+            .state
+            .as_ref()
+            .map(|s| s.interval)
+            .unwrap_or(Duration::MAX / 4);
+    let mut checkpoint_serial = svc.publisher.snapshot().serial;
     while !svc.stopping() {
         dnssec::tick();
         let snap = svc.publisher.snapshot_full();
@@ -270,15 +295,38 @@ fn maintenance(svc: &Service, presign: bool) {
                         ));
                     }
                     svc.presigned.fetch_add(n, Ordering::Relaxed);
-                    if !svc.stopping() {
+                    // Complete only if no change was published meanwhile.
+                    if !svc.stopping() && svc.publisher.snapshot().serial == snap.serial {
                         signed_serial = Some(snap.serial);
                         svc.fully_signed.store(true, Ordering::Relaxed);
+                        svc.publisher.mark_fully_signed();
                     }
                 }
                 Err(e) => crate::log(&format!("signing failed: {e}")),
             }
         }
         drop(snap);
+        // Checkpoints: once the zone is fully signed (so no signature is made twice
+        // across a restart), then at the configured interval when something changed.
+        if let Some(st) = svc.state.as_ref() {
+            let signed_now = svc.fully_signed.load(Ordering::Relaxed) && !checkpointed_signed;
+            let serial = svc.publisher.snapshot().serial;
+            if signed_now || (Instant::now() >= next_checkpoint && serial != checkpoint_serial) {
+                let t = Instant::now();
+                match svc.publisher.checkpoint(&st.checkpoint, st.journal_max_age) {
+                    Ok(s) => {
+                        crate::log(&format!(
+                            "checkpoint of serial {s} written in {:.2} s",
+                            t.elapsed().as_secs_f64()
+                        ));
+                        checkpoint_serial = s;
+                        checkpointed_signed |= signed_now;
+                    }
+                    Err(e) => crate::log(&format!("checkpoint failed: {e}")),
+                }
+                next_checkpoint = Instant::now() + st.interval;
+            }
+        }
         // Lift suppressions whose time has come.
         let now = publish::now_secs();
         let (_, list) = svc.publisher.list();

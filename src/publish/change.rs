@@ -60,7 +60,7 @@ pub enum EditSource {
 
 /// A change to the next zone version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Change {
     /// Suppress domains (all or nothing).
     Suppress {

@@ -19,7 +19,10 @@
 //! Nothing here is on the query path; readers never wait for the publisher.
 
 pub mod change;
+pub mod checkpoint;
+pub mod diff;
 pub mod edit;
+pub mod journal;
 
 use crate::dnssec::{Dnssec, Signer};
 use crate::handler::Snapshot;
@@ -109,6 +112,8 @@ pub struct Sinks {
     pub audit: Option<crate::suppress::audit::Audit>,
     /// The suppression list file (rewritten after every list change).
     pub list_file: Option<std::path::PathBuf>,
+    /// The journal (every change, before it is served).
+    pub journal: Option<journal::Journal>,
 }
 
 /// (host key, key of the delegation naming it as NS target).
@@ -183,10 +188,27 @@ struct State {
     sinks: Sinks,
     /// Outcomes of the last changes, by id (a client that gave up can ask).
     recent: std::collections::VecDeque<(u64, Result<Outcome, String>)>,
+    /// The zone file the source data comes from.
+    fingerprint: Option<checkpoint::Fingerprint>,
+    /// The first fully signed serial (IXFR is served from there on).
+    ixfr_floor: Option<u32>,
 }
 
 /// How many change outcomes are kept for [`Publisher::outcome`].
 const RECENT: usize = 1000;
+
+/// How a change is applied.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Submitted now: checked against the clock, audited, journaled.
+    Live,
+    /// Applied again from the journal at start: same time, same serial, same signatures.
+    Replay {
+        time: u64,
+        serial: u32,
+        hints: &'a edit::Hints,
+    },
+}
 
 /// The publisher of one zone.
 pub struct Publisher {
@@ -384,14 +406,6 @@ impl Publisher {
     ) -> Result<Publisher, String> {
         let origin = zone.origin().to_vec();
         let ol = zone.origin_labels();
-        let mut remote = RemoteUsers::default();
-        remote.set_shard(None, &decode(&zone.apex_shard().data), &origin, ol);
-        for i in 0..zone::SHARDS {
-            let sh = zone.shard(i);
-            if !sh.data.is_empty() {
-                remote.set_shard(Some(i), &decode(&sh.data), &origin, ol);
-            }
-        }
         let mut st = State {
             origin,
             ol,
@@ -399,14 +413,17 @@ impl Publisher {
             list: BTreeMap::new(),
             in_force: BTreeSet::new(),
             withheld: HashMap::new(),
-            remote,
+            remote: RemoteUsers::default(),
             next_id: 1,
             sinks,
             recent: std::collections::VecDeque::new(),
+            fingerprint: None,
+            ixfr_floor: None,
         };
         for s in list {
             st.list.insert(name::key_of(&s.name), s);
         }
+        st.build_remote(&zone);
         let zone = Arc::new(zone);
         let dnssec = dnssec.map(Arc::new);
         let serial = if serial_after(serial, zone.serial()) {
@@ -501,7 +518,7 @@ impl Publisher {
     ) -> Result<Outcome, ChangeError> {
         let mut st = self.lock();
         let id = st.next_id;
-        let r = self.apply_locked(&mut st, change, actor, deadline);
+        let r = self.apply_locked(&mut st, change, actor, deadline, Mode::Live);
         if !matches!(r, Err(ChangeError::Unchanged)) {
             st.recent
                 .push_back((id, r.clone().map_err(|e| e.to_string())));
@@ -522,14 +539,21 @@ impl Publisher {
         change: Change,
         actor: &str,
         deadline: Option<Instant>,
+        mode: Mode<'_>,
     ) -> Result<Outcome, ChangeError> {
         if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(ChangeError::TimedOut);
         }
         let cur = self.current.load_full();
-        let now = now_secs();
+        let (now, live) = match mode {
+            Mode::Live => (now_secs(), true),
+            Mode::Replay { time, .. } => (time, false),
+        };
         if let Change::Resign = change {
-            return self.resign(st, &cur, actor);
+            return match mode {
+                Mode::Live => self.resign(st, &cur, actor),
+                Mode::Replay { serial, hints, .. } => self.resign_replay(st, &cur, serial, hints),
+            };
         }
         let before = st.in_force.clone();
         let mut list = st.list.clone();
@@ -546,7 +570,7 @@ impl Publisher {
                             name::to_text(&wire)
                         )));
                     }
-                    if e.expires.is_some_and(|t| t <= now) {
+                    if live && e.expires.is_some_and(|t| t <= now) {
                         return Err(ChangeError::BadInput(format!(
                             "{}: the expiry time is in the past",
                             name::to_text(&wire)
@@ -626,7 +650,14 @@ impl Publisher {
         for e in &edits {
             affected.insert(st.shard_of_key(&name::key_of(&e.name)));
         }
-        let serial = st.settings.serial_policy.next(cur.serial, now);
+        let serial = match mode {
+            Mode::Live => st.settings.serial_policy.next(cur.serial, now),
+            Mode::Replay { serial, .. } => serial,
+        };
+        let hints = match mode {
+            Mode::Live => None,
+            Mode::Replay { hints, .. } => Some(hints),
+        };
         let new_list = list;
         let (snap, withheld) = {
             let prev_list = std::mem::replace(&mut st.list, new_list.clone());
@@ -638,7 +669,7 @@ impl Publisher {
                 &edits,
                 &after,
                 serial,
-                None,
+                hints,
             );
             st.list = prev_list;
             r?
@@ -655,7 +686,7 @@ impl Publisher {
             notes: Vec::new(),
         };
         // Audit first: no change is served without its record.
-        if let Some(a) = &st.sinks.audit {
+        if let (Some(a), true) = (&st.sinks.audit, live) {
             let mut lines = Vec::new();
             for k in &added {
                 let (reason, case) = new_list
@@ -691,8 +722,21 @@ impl Publisher {
             a.record_batch(id, &lines, serial)
                 .map_err(ChangeError::Storage)?;
         }
+        // The journal: the change and what it did to the signed zone.
+        if live {
+            let entry = journal::Entry {
+                id,
+                time: now,
+                actor: actor.to_string(),
+                from: cur.serial,
+                to: snap.serial,
+                change: change.clone(),
+                diff: diff::diff(&cur, &snap),
+            };
+            record_journal(st, &entry)?;
+        }
         // The list file follows the list.
-        if new_list != st.list {
+        if new_list != st.list && live {
             if let Some(p) = &st.sinks.list_file {
                 write_list_file(p, serial, new_list.values()).map_err(ChangeError::Storage)?;
             }
@@ -875,6 +919,16 @@ impl Publisher {
             a.record_batch(id, &[line], serial)
                 .map_err(ChangeError::Storage)?;
         }
+        let entry = journal::Entry {
+            id,
+            time: now,
+            actor: actor.to_string(),
+            from: cur.serial,
+            to: next.serial,
+            change: Change::Resign,
+            diff: resign_diff(cur, &next),
+        };
+        record_journal(st, &entry)?;
         st.next_id += 1;
         self.current.store(Arc::new(next));
         Ok(Outcome {
@@ -1044,4 +1098,387 @@ pub fn source_name(s: EditSource) -> &'static str {
 /// The RRsets of a name in a content map (for tests and tools).
 pub fn rrsets_of<'a>(c: &'a Content, key: &[u8]) -> Option<&'a Vec<RecSet>> {
     c.get(key)
+}
+
+/// Append a journal record (when there is a journal); a failure refuses the change.
+fn record_journal(st: &mut State, entry: &journal::Entry) -> Result<(), ChangeError> {
+    let Some(j) = st.sinks.journal.as_mut() else {
+        return Ok(());
+    };
+    if let Err(e) = j.append(entry) {
+        if let Some(a) = &st.sinks.audit {
+            let line = crate::suppress::audit::Line {
+                actor: entry.actor.clone(),
+                action: "aborted".into(),
+                reason: format!("change {} not applied: {e}", entry.id),
+                ..Default::default()
+            };
+            let _ = a.record_batch(entry.id, &[line], entry.from);
+        }
+        return Err(ChangeError::Storage(e));
+    }
+    Ok(())
+}
+
+/// The difference a re-sign made (only signatures and the SOA changed).
+fn resign_diff(cur: &Snapshot, next: &Snapshot) -> diff::Diff {
+    diff::diff(cur, next)
+}
+
+/// Signatures to reuse when a journal record is applied again: its added RRSIGs.
+pub fn hints_from(d: &diff::Diff, origin: &[u8]) -> edit::Hints {
+    let mut groups: BTreeMap<(Vec<u8>, u16), Vec<Vec<u8>>> = BTreeMap::new();
+    for r in &d.added {
+        if r.rtype != Rtype::RRSIG.0 || r.rdata.len() < 2 {
+            continue;
+        }
+        let covered = u16::from_be_bytes([r.rdata[0], r.rdata[1]]);
+        groups
+            .entry((r.owner.clone(), covered))
+            .or_default()
+            .push(r.rdata.clone());
+    }
+    let mut h = edit::Hints::default();
+    for ((owner, covered), rds) in groups {
+        let sig = Arc::new(crate::dnssec::SigSet::from_rdatas(
+            rds.iter().map(|r| r.as_slice()),
+        ));
+        if covered == Rtype::NSEC3.0
+            && owner.first() == Some(&32)
+            && owner.len() > 33
+            && owner[33..] == *origin
+        {
+            if let Some(hash) = crate::dnssec::nsec3hash::base32hex_decode(&owner[1..33]) {
+                h.nsec3.insert(hash, sig);
+                continue;
+            }
+        }
+        h.rrsets.insert((name::key_of(&owner), covered), sig);
+    }
+    h
+}
+
+impl RemoteUsers {
+    /// What one shard contributes, read straight from its NS RRsets (no decode).
+    fn set_shard_from(
+        &mut self,
+        id: ShardId,
+        sh: &zone::Shard,
+        extra: &[&Content],
+        origin: &[u8],
+        ol: usize,
+    ) {
+        let mut c = Content::new();
+        for node in 0..sh.node_count() as u32 {
+            if sh.node(node).flags & zone::DELEGATION == 0 {
+                continue;
+            }
+            if let Some(i) = sh.rrset_index(node, Rtype::NS) {
+                let s = sh.rrset(i);
+                c.insert(
+                    sh.node_key(node).to_vec(),
+                    vec![RecSet {
+                        rtype: Rtype::NS.0,
+                        ttl: s.ttl,
+                        rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
+                    }],
+                );
+            }
+        }
+        for w in extra {
+            for (k, sets) in *w {
+                if let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) {
+                    c.insert(k.clone(), vec![ns.clone()]);
+                }
+            }
+        }
+        if !c.is_empty() || self.by_shard.contains_key(&id) {
+            self.set_shard(id, &c, origin, ol);
+        }
+    }
+}
+
+impl Publisher {
+    /// A publisher for the state a checkpoint restored.
+    pub fn from_checkpoint(
+        r: checkpoint::Restored,
+        settings: Settings,
+        sinks: Sinks,
+    ) -> Result<Publisher, String> {
+        let zone = r.zone;
+        let origin = zone.origin().to_vec();
+        let ol = zone.origin_labels();
+        let h = r.header;
+        let withheld: HashMap<Vec<u8>, Content> = h
+            .withheld
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        let mut st = State {
+            origin: origin.clone(),
+            ol,
+            settings,
+            list: h
+                .list
+                .into_iter()
+                .map(|s| (name::key_of(&s.name), s))
+                .collect(),
+            in_force: BTreeSet::new(),
+            withheld,
+            remote: RemoteUsers::default(),
+            next_id: h.next_id.max(1),
+            sinks,
+            recent: std::collections::VecDeque::new(),
+            fingerprint: h.fingerprint,
+            ixfr_floor: h.ixfr_floor,
+        };
+        st.in_force = st.active_keys(h.time);
+        st.build_remote(&zone);
+        let mut set = Suppressions::new();
+        for k in &st.in_force {
+            if let Some(e) = st.list.get(k) {
+                set.insert(
+                    k,
+                    Effect {
+                        code: e.ede.code(),
+                        text: st.settings.ede_text.clone(),
+                    },
+                );
+            }
+        }
+        let snap = Snapshot {
+            serial: zone.serial(),
+            zone: Arc::new(zone),
+            dnssec: r.dnssec.map(Arc::new),
+            suppressions: Arc::new(set),
+        };
+        Ok(Publisher {
+            current: ArcSwap::from_pointee(snap),
+            state: Mutex::new(st),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// Apply journal records again (at start, after a checkpoint); returns how many.
+    pub fn replay(&self, entries: Vec<journal::Entry>) -> Result<usize, String> {
+        let mut st = self.lock();
+        let mut n = 0;
+        for e in entries {
+            let cur = self.current.load_full();
+            if e.from != cur.serial {
+                return Err(format!(
+                    "journal record {} goes from serial {}, but serial {} is served",
+                    e.id, e.from, cur.serial
+                ));
+            }
+            let hints = hints_from(&e.diff, &st.origin);
+            let mode = Mode::Replay {
+                time: e.time,
+                serial: e.to,
+                hints: &hints,
+            };
+            self.apply_locked(&mut st, e.change.clone(), &e.actor, None, mode)
+                .map_err(|x| format!("journal record {} could not be applied again: {x}", e.id))?;
+            let now = self.current.load_full();
+            if now.serial != e.to {
+                return Err(format!(
+                    "journal record {} gave serial {} instead of {}",
+                    e.id, now.serial, e.to
+                ));
+            }
+            st.next_id = st.next_id.max(e.id + 1);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Attach a journal (after a replay from it).
+    pub fn set_journal(&self, j: journal::Journal) {
+        self.lock().sinks.journal = Some(j);
+    }
+
+    /// Record which zone file the source data comes from.
+    pub fn set_fingerprint(&self, f: Option<checkpoint::Fingerprint>) {
+        self.lock().fingerprint = f;
+    }
+
+    /// The zone file the source data comes from.
+    pub fn fingerprint(&self) -> Option<checkpoint::Fingerprint> {
+        self.lock().fingerprint.clone()
+    }
+
+    /// Note that the served version is fully signed (IXFR is served from its serial on).
+    pub fn mark_fully_signed(&self) {
+        let serial = self.current.load().serial;
+        let mut st = self.lock();
+        if st.ixfr_floor.is_none() {
+            st.ixfr_floor = Some(serial);
+        }
+    }
+
+    /// The first fully signed serial.
+    pub fn ixfr_floor(&self) -> Option<u32> {
+        self.lock().ixfr_floor
+    }
+
+    /// Write a checkpoint of the served version, then trim the journal to its budget
+    /// (keeping what a restart from this checkpoint needs). Returns the serial.
+    pub fn checkpoint(&self, path: &std::path::Path, journal_max_age: u64) -> Result<u32, String> {
+        let (snap, header) = {
+            let st = self.lock();
+            let snap = self.current.load_full();
+            let header = checkpoint::Header {
+                time: now_secs(),
+                fingerprint: st.fingerprint.clone(),
+                list: st.list.values().cloned().collect(),
+                withheld: st
+                    .withheld
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into_iter().collect()))
+                    .collect(),
+                ixfr_floor: st.ixfr_floor,
+                next_id: st.next_id,
+                ..Default::default()
+            };
+            (snap, header)
+        };
+        checkpoint::write(path, &snap, header)?;
+        let mut st = self.lock();
+        if let Some(j) = st.sinks.journal.as_mut() {
+            j.trim(snap.serial, journal_max_age, now_secs())?;
+        }
+        Ok(snap.serial)
+    }
+
+    /// The journal's records from `serial` to the served version (for IXFR).
+    pub fn journal_from(&self, serial: u32) -> Result<Option<Vec<journal::Entry>>, String> {
+        let st = self.lock();
+        match st.sinks.journal.as_ref() {
+            Some(j) => j.entries_from(serial),
+            None => Ok(None),
+        }
+    }
+
+    /// Apply a re-sign record again: the SOA moves on, the stored signatures go in.
+    fn resign_replay(
+        &self,
+        st: &mut State,
+        cur: &Snapshot,
+        serial: u32,
+        hints: &edit::Hints,
+    ) -> Result<Outcome, ChangeError> {
+        let d = cur.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
+        let mut apex_only = BTreeSet::new();
+        apex_only.insert(None);
+        let in_force = st.in_force.clone();
+        let (snap0, _) = build_next(
+            st,
+            &cur.zone,
+            Some(d),
+            &apex_only,
+            &[],
+            &in_force,
+            serial,
+            Some(hints),
+        )?;
+        let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
+        // Zone RRsets: group the hints by shard.
+        type Hint = (Vec<u8>, u16, Arc<crate::dnssec::SigSet>);
+        let mut by_shard: BTreeMap<ShardId, Vec<Hint>> = BTreeMap::new();
+        let apex_key = name::key_of(&st.origin);
+        let mut dnskey = None;
+        let mut param = None;
+        for ((k, t), sig) in &hints.rrsets {
+            if *k == apex_key && *t == Rtype::DNSKEY.0 {
+                dnskey = Some(sig.clone());
+                continue;
+            }
+            if *k == apex_key && *t == Rtype::NSEC3PARAM.0 {
+                param = Some(sig.clone());
+                continue;
+            }
+            by_shard
+                .entry(st.shard_of_key(k))
+                .or_default()
+                .push((k.clone(), *t, sig.clone()));
+        }
+        let mut shards = Vec::new();
+        for (id, list) in by_shard {
+            let sh = match id {
+                None => snap0.zone.apex_shard(),
+                Some(i) => snap0.zone.shard(i),
+            };
+            let Some(old) = sh.sigs.as_ref() else {
+                continue;
+            };
+            let new = Arc::new(zone::ZShard {
+                data: sh.data.clone(),
+                sigs: Some(old.copy()),
+            });
+            for (k, t, sig) in list {
+                if let Some(node) = new.data.find(&k) {
+                    if let (Some(i), Some(s)) =
+                        (new.data.rrset_index(node, Rtype(t)), new.sigs.as_ref())
+                    {
+                        s.slot(i).store(Some(sig));
+                    }
+                }
+            }
+            shards.push((id, new));
+        }
+        let chain_sigs: Vec<(crate::dnssec::chain::ChainPos, Arc<crate::dnssec::SigSet>)> = hints
+            .nsec3
+            .iter()
+            .filter_map(|(h, s)| d0.chain.find(h).map(|p| (p, s.clone())))
+            .collect();
+        let chain = if chain_sigs.is_empty() {
+            d0.chain.clone()
+        } else {
+            Arc::new(d0.chain.with_signatures(&st.origin, &chain_sigs))
+        };
+        let apex = Arc::new(crate::dnssec::ApexSigs {
+            dnskey: crate::dnssec::Slot::from(dnskey.or_else(|| d0.apex.dnskey.load_full())),
+            nsec3param: crate::dnssec::Slot::from(param.or_else(|| d0.apex.nsec3param.load_full())),
+        });
+        let zone2 = snap0.zone.with_shards(shards);
+        let next = Snapshot {
+            serial: zone2.serial(),
+            zone: Arc::new(zone2),
+            dnssec: Some(Arc::new(Dnssec {
+                signer: d0.signer.clone(),
+                chain,
+                apex,
+                nsec3_ttl: d0.nsec3_ttl,
+            })),
+            suppressions: snap0.suppressions.clone(),
+        };
+        self.current.store(Arc::new(next));
+        Ok(Outcome {
+            serial,
+            ..Default::default()
+        })
+    }
+}
+
+impl State {
+    /// Build the cross-shard NS target index of a zone (with what suppressions withhold).
+    fn build_remote(&mut self, zone: &Zone) {
+        let origin = self.origin.clone();
+        let ol = self.ol;
+        let mut remote = RemoteUsers::default();
+        for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
+            let sh = match id {
+                None => zone.apex_shard(),
+                Some(i) => zone.shard(i),
+            };
+            let extra: Vec<&Content> = self
+                .withheld
+                .iter()
+                .filter(|(d, _)| shard_id(d, ol) == id)
+                .map(|(_, c)| c)
+                .collect();
+            remote.set_shard_from(id, &sh.data, &extra, &origin, ol);
+        }
+        self.remote = remote;
+    }
 }

@@ -133,7 +133,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n",
+                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n[state]\ndir = \"state\"\n",
                 opts.extra_server, opts.signed, opts.extra_dnssec
             ),
         )
