@@ -978,7 +978,7 @@ fn write_list_file<'a>(
             .collect(),
         ..Default::default()
     };
-    crate::suppress::list::persist(path, &list).map(|_| ())
+    crate::suppress::list::persist_owned(path, list)
 }
 
 /// Build the next snapshot: rebuild `affected` shards from source data with

@@ -132,19 +132,31 @@ pub struct Parsed {
     pub entries: Vec<Suppression>,
 }
 
-/// A TOML error message without the values it may quote.
+/// A TOML or JSON error message without the values it may quote (field names,
+/// quoted in backticks by "unknown field" and "missing field", are kept).
 pub fn scrub(msg: &str) -> String {
+    let names_only = ["unknown field", "missing field", "duplicate"]
+        .iter()
+        .any(|p| msg.trim_start().starts_with(p));
     let mut out = String::new();
-    let mut in_quote = false;
+    let mut in_quote: Option<char> = None;
     for c in msg.trim().chars() {
-        if c == '"' {
-            if !in_quote {
-                out.push_str("\"…\"");
+        let quote = c == '"' || (c == '`' && !names_only);
+        if quote && (in_quote.is_none() || in_quote == Some(c)) {
+            if in_quote.is_none() {
+                out.push(c);
+                out.push('…');
+                out.push(c);
+                in_quote = Some(c);
+            } else {
+                in_quote = None;
             }
-            in_quote = !in_quote;
             continue;
         }
-        if !in_quote && !c.is_control() {
+        if in_quote.is_some() {
+            continue;
+        }
+        if !c.is_control() {
             out.push(c);
         }
     }
@@ -290,6 +302,47 @@ pub fn persist(path: &Path, list: &ListFile) -> Result<String, String> {
     Ok(text)
 }
 
+/// Lists written to watched paths, not yet taken by their watcher.
+type Written = Vec<(PathBuf, Option<Vec<(u32, ListFile)>>)>;
+
+/// Versions written, per watched path (see [`watch_writes`]).
+static WRITTEN: std::sync::Mutex<Written> = std::sync::Mutex::new(Vec::new());
+
+/// Most written versions kept for a watcher between two looks.
+const WRITTEN_KEPT: usize = 4;
+
+/// Ask [`persist_owned`] to keep what it writes to `path` for its watcher, so
+/// that the watcher knows every version the server wrote even if the file is
+/// changed (or truncated) before it looked.
+pub fn watch_writes(path: &Path) {
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !w.iter().any(|(p, _)| p == path) {
+        w.push((path.to_path_buf(), Some(Vec::new())));
+    }
+}
+
+/// Versions written to `path` since the last call (oldest first).
+pub fn take_written(path: &Path) -> Vec<(u32, ListFile)> {
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    w.iter_mut()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, v)| v.as_mut().map(std::mem::take))
+        .unwrap_or_default()
+}
+
+/// [`persist`], keeping the list for the path's watcher when there is one.
+pub fn persist_owned(path: &Path, list: ListFile) -> Result<(), String> {
+    persist(path, &list)?;
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, Some(v))) = w.iter_mut().find(|(p, _)| p == path) {
+        v.push((list.serial, list));
+        if v.len() > WRITTEN_KEPT {
+            v.remove(0);
+        }
+    }
+    Ok(())
+}
+
 /// Write bytes atomically to `path` (see [`persist`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path
@@ -407,6 +460,8 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
         let e = parse(p, &OK.replace("a.be.", "secret*value.be.")).unwrap_err();
         assert!(!e.contains("secret"), "{e}");
+        let e = parse(p, "serial = 123456789123\n").unwrap_err();
+        assert!(!e.contains("123456789123"), "{e}");
         let e = parse(p, "password = \"hunter2\"\n").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
     }

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How many list versions are remembered for merging edits made from them.
-const HISTORY: usize = 8;
+const HISTORY: usize = 4;
 
 /// Settings of the watcher.
 #[derive(Clone, Debug)]
@@ -144,6 +144,7 @@ impl ListWatch {
             history: Vec::new(),
             last_problem: None,
         };
+        list::watch_writes(&path);
         let (_, entries) = publisher.list();
         let v = version_of(&entries);
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -175,6 +176,15 @@ impl ListWatch {
     /// Look at the files once; act on a stable new version of either.
     pub fn check(&mut self, publisher: &Publisher, audit: Option<&Audit>) -> Vec<Event> {
         let mut events = Vec::new();
+        // Every version the server wrote is a version an edit may be made from.
+        for (serial, l) in list::take_written(&self.files[0].path) {
+            let entries: Vec<_> = l
+                .entries
+                .iter()
+                .filter_map(|e| e.to_suppression_by("", 0).ok())
+                .collect();
+            self.remember(serial, version_of(&entries));
+        }
         for i in 0..self.files.len() {
             let now = Instant::now();
             let f = &mut self.files[i];
