@@ -130,6 +130,12 @@ pub struct ApiContext {
 }
 
 type Resp = Response<Full<Bytes>>;
+/// A refusal on its way to becoming the answer (boxed: a response is large).
+type Refusal = Box<Resp>;
+
+fn refuse(status: u16, msg: impl Into<String>) -> Refusal {
+    Box::new(error(status, msg))
+}
 
 fn json<T: serde::Serialize>(status: u16, body: &T) -> Resp {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
@@ -285,7 +291,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     body: Incoming,
     ctx: &ApiContext,
     deadline: Instant,
-) -> Result<T, Resp> {
+) -> Result<T, Refusal> {
     let max = ctx.limits.max_body;
     if let Some(len) = parts
         .headers
@@ -294,7 +300,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > max as u64 {
-            return Err(error(
+            return Err(refuse(
                 413,
                 format!("request body of {len} bytes is larger than the limit of {max}"),
             ));
@@ -305,29 +311,29 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), limited.collect())
             .await
         {
-            Err(_) => return Err(error(408, "the request body did not arrive in time")),
+            Err(_) => return Err(refuse(408, "the request body did not arrive in time")),
             Ok(Err(e)) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return Err(error(
+                    return Err(refuse(
                         413,
                         format!("request body larger than the limit of {max} bytes"),
                     ));
                 }
-                return Err(error(400, "the request body could not be read"));
+                return Err(refuse(400, "the request body could not be read"));
             }
             Ok(Ok(c)) => c.to_bytes(),
         };
-    serde_json::from_slice(&collected).map_err(|e| error(400, body_error(&e)))
+    serde_json::from_slice(&collected).map_err(|e| refuse(400, body_error(&e)))
 }
 
-fn check_actor(actor: &str) -> Result<(), Resp> {
+fn check_actor(actor: &str) -> Result<(), Refusal> {
     if actor.trim().is_empty() {
-        return Err(error(400, "actor is required"));
+        return Err(refuse(400, "actor is required"));
     }
     if actor.len() > 128 || actor.chars().any(char::is_control) {
-        return Err(error(
+        return Err(refuse(
             400,
             "actor: at most 128 characters, no control characters",
         ));
@@ -335,13 +341,13 @@ fn check_actor(actor: &str) -> Result<(), Resp> {
     Ok(())
 }
 
-fn domain(text: &str) -> Result<Vec<u8>, Resp> {
+fn domain(text: &str) -> Result<Vec<u8>, Refusal> {
     super::domain::parse(text)
-        .map_err(|e| error(400, format!("'{}': {e}", super::domain::quote(text))))
+        .map_err(|e| refuse(400, format!("'{}': {e}", super::domain::quote(text))))
 }
 
 /// Turn an add request into a change.
-fn add_change(b: proto::AddRequest) -> Result<(Change, String), Resp> {
+fn add_change(b: proto::AddRequest) -> Result<(Change, String), Refusal> {
     check_actor(&b.actor)?;
     let now = super::time::now();
     let mut entries = Vec::with_capacity(b.entries.len());
@@ -349,10 +355,10 @@ fn add_change(b: proto::AddRequest) -> Result<(Change, String), Resp> {
         let name = domain(&n.domain)?;
         proto::check_field("reason", &n.reason, proto::REASON_MAX)
             .and_then(|_| proto::check_field("case", &n.case, proto::CASE_MAX))
-            .map_err(|m| error(400, format!("{}: {m}", crate::name::to_text(&name))))?;
+            .map_err(|m| refuse(400, format!("{}: {m}", crate::name::to_text(&name))))?;
         let expires = match &n.expires {
             Some(x) => Some(super::time::parse(x).map_err(|e| {
-                error(
+                refuse(
                     400,
                     format!(
                         "{}: expires '{}': {e}",
@@ -376,9 +382,9 @@ fn add_change(b: proto::AddRequest) -> Result<(Change, String), Resp> {
     Ok((Change::Suppress { entries }, b.actor))
 }
 
-fn remove_change(b: proto::RemoveRequest) -> Result<(Change, String), Resp> {
+fn remove_change(b: proto::RemoveRequest) -> Result<(Change, String), Refusal> {
     check_actor(&b.actor)?;
-    proto::check_field("reason", &b.reason, proto::REASON_MAX).map_err(|m| error(400, m))?;
+    proto::check_field("reason", &b.reason, proto::REASON_MAX).map_err(|m| refuse(400, m))?;
     let mut names = Vec::with_capacity(b.domains.len());
     for d in &b.domains {
         names.push(domain(d)?);
@@ -392,19 +398,19 @@ fn remove_change(b: proto::RemoveRequest) -> Result<(Change, String), Resp> {
     ))
 }
 
-fn edit_change(b: proto::EditRequest, ctx: &ApiContext) -> Result<(Change, String), Resp> {
+fn edit_change(b: proto::EditRequest, ctx: &ApiContext) -> Result<(Change, String), Refusal> {
     check_actor(&b.actor)?;
-    proto::check_field("reason", &b.reason, proto::REASON_MAX).map_err(|m| error(400, m))?;
+    proto::check_field("reason", &b.reason, proto::REASON_MAX).map_err(|m| refuse(400, m))?;
     let mut steps = Vec::with_capacity(b.steps.len());
     let mut removals = 0usize;
     for s in &b.steps {
         let name = domain(&s.domain)?;
-        let conv = |v: &Option<EntryView>| -> Result<Option<Suppression>, Resp> {
+        let conv = |v: &Option<EntryView>| -> Result<Option<Suppression>, Refusal> {
             match v {
                 Some(e) => {
-                    let x = e.to_suppression().map_err(|m| error(400, m))?;
+                    let x = e.to_suppression().map_err(|m| refuse(400, m))?;
                     if x.name != name {
-                        return Err(error(
+                        return Err(refuse(
                             400,
                             format!(
                                 "{}: the entry names another domain",
@@ -430,7 +436,7 @@ fn edit_change(b: proto::EditRequest, ctx: &ApiContext) -> Result<(Change, Strin
     }
     let len = ctx.publisher.list().1.len();
     super::watch::mass_removal_ok(removals, len, ctx.max_removal_share, b.allow_mass_removal)
-        .map_err(|m| error(409, format!("edit refused: {m} (allow_mass_removal)")))?;
+        .map_err(|m| refuse(409, format!("edit refused: {m} (allow_mass_removal)")))?;
     let reason = if b.reason.trim().is_empty() {
         format!("edit made from serial {}", b.based_on)
     } else {
@@ -600,13 +606,10 @@ async fn handle(
                     suppressed: snap.suppressions.len(),
                     signed: snap.dnssec.is_some(),
                     fully_signed: ctx.service.fully_signed.load(Relaxed),
-                    signatures_made: signer
-                        .as_ref()
-                        .map(|s| s.made.load(Relaxed) as u64)
-                        .unwrap_or(0),
+                    signatures_made: signer.as_ref().map(|s| s.made.load(Relaxed)).unwrap_or(0),
                     signing_failures: signer
                         .as_ref()
-                        .map(|s| s.failures.load(Relaxed) as u64)
+                        .map(|s| s.failures.load(Relaxed))
                         .unwrap_or(0),
                     delegations: snap.zone.stats().delegations,
                     next_change: p.next_change_id(),
@@ -629,7 +632,7 @@ async fn handle(
                 return Ok(error(400, "bad percent-encoding in the path"));
             };
             match domain(&text) {
-                Err(r) => r,
+                Err(r) => *r,
                 Ok(wire) => {
                     let (_, l) = p.list();
                     match l.iter().find(|e| e.name == wire) {
@@ -700,7 +703,7 @@ async fn handle(
                 Ok((c, actor)) => apply(ctx.clone(), c, actor, deadline, rid).await,
                 Err(r) => {
                     forget(&ctx);
-                    r
+                    *r
                 }
             }
         }

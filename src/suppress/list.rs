@@ -371,10 +371,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let prev = prev_path(path);
         let link_tmp = dir.join(format!(".{name}.prevtmp.{}", std::process::id()));
         let _ = std::fs::remove_file(&link_tmp);
-        if std::fs::hard_link(path, &link_tmp).is_ok() {
-            if std::fs::rename(&link_tmp, &prev).is_err() {
-                let _ = std::fs::remove_file(&link_tmp);
-            }
+        if std::fs::hard_link(path, &link_tmp).is_ok() && std::fs::rename(&link_tmp, &prev).is_err()
+        {
+            let _ = std::fs::remove_file(&link_tmp);
         }
     }
     std::fs::rename(&tmp, path).map_err(|e| fail("cannot rename into place", e))?;
