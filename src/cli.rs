@@ -234,6 +234,13 @@ fn publisher_for(
     } else {
         crate::publish::Sinks::default()
     };
+    // Suppressed answers must fit their clients with the configured EDE text.
+    suppress::ede::check_fits(
+        &cfg.suppress.ede_text,
+        &loaded.zone,
+        loaded.dnssec.as_ref(),
+        cfg.server.max_udp_payload,
+    )?;
     let zone = loaded.zone;
     // Every entry must be suppressible in this zone: checked by a publisher without entries.
     let names: Vec<Vec<u8>> = list.iter().map(|s| s.name.clone()).collect();
@@ -462,9 +469,11 @@ fn check(a: ServeArgs) -> Result<(), String> {
         println!("  DNSSEC:              off");
     }
     let warnings = zone.warnings.clone();
+    // What `serve` would refuse of the admin API and the list, and what it warns about.
+    let admin_warnings = suppress::api::preflight(&cfg)?;
     let p = publisher_for(&cfg, loaded, false)?;
     println!("  suppressions:        {}", p.list().1.len());
-    for w in &warnings {
+    for w in warnings.iter().chain(admin_warnings.iter()) {
         println!("warning: {w}");
     }
     println!("ok ({:.2} s)", t0.elapsed().as_secs_f64());

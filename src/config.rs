@@ -262,6 +262,50 @@ pub struct SuppressSection {
     pub admin_listen: SocketAddr,
     /// File holding the admin API token.
     pub admin_token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the admin API; required with `admin_tls_key`
+    /// for an `admin_listen` that is not loopback.
+    pub admin_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the admin API.
+    pub admin_tls_key: Option<PathBuf>,
+    /// Certificate (PEM) the CLI trusts for the admin API (default: `admin_tls_cert`).
+    pub admin_tls_ca: Option<PathBuf>,
+    /// Largest admin request head (request line and headers), bytes.
+    #[serde(default = "default_max_header")]
+    pub admin_max_header: usize,
+    /// Largest admin request body, bytes.
+    #[serde(default = "default_max_body")]
+    pub admin_max_body: usize,
+    /// Seconds one admin connection may take in all (head, body, change, answer).
+    #[serde(default = "default_request_timeout")]
+    pub admin_request_timeout: u64,
+    /// Admin connections served at once.
+    #[serde(default = "default_admin_connections")]
+    pub admin_max_connections: usize,
+    /// Milliseconds a hand-edited list file must stay unchanged before it is read.
+    #[serde(default = "default_settle")]
+    pub hand_edit_settle_ms: u64,
+    /// Largest share of the list (0..1) one edit may lift without `allow_mass_removal = true`.
+    #[serde(default = "default_max_removal")]
+    pub hand_edit_max_removal: f64,
+}
+
+fn default_max_header() -> usize {
+    16 * 1024
+}
+fn default_max_body() -> usize {
+    64 << 20
+}
+fn default_request_timeout() -> u64 {
+    60
+}
+fn default_admin_connections() -> usize {
+    256
+}
+fn default_settle() -> u64 {
+    1000
+}
+fn default_max_removal() -> f64 {
+    0.1
 }
 
 impl Default for SuppressSection {
@@ -272,6 +316,15 @@ impl Default for SuppressSection {
             ede_text: default_ede_text(),
             admin_listen: default_admin(),
             admin_token_file: None,
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_tls_ca: None,
+            admin_max_header: default_max_header(),
+            admin_max_body: default_max_body(),
+            admin_request_timeout: default_request_timeout(),
+            admin_max_connections: default_admin_connections(),
+            hand_edit_settle_ms: default_settle(),
+            hand_edit_max_removal: default_max_removal(),
         }
     }
 }
@@ -290,7 +343,8 @@ impl Config {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().trim().to_string();
+            // Never the values themselves: a config may hold secrets.
+            let msg = crate::suppress::list::scrub(e.message());
             match line {
                 Some(l) => ConfigError(format!("{}:{l}: {msg}", path.display())),
                 None => ConfigError(format!("{}: {msg}", path.display())),
@@ -310,8 +364,20 @@ impl Config {
         if let Some(p) = c.suppress.audit_log.as_mut() {
             fix(p);
         }
-        if let Some(p) = c.suppress.admin_token_file.as_mut() {
+        for p in [
+            &mut c.suppress.admin_token_file,
+            &mut c.suppress.admin_tls_cert,
+            &mut c.suppress.admin_tls_key,
+            &mut c.suppress.admin_tls_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
             fix(p);
+        }
+        // A symlinked list file is followed, once, here: everything uses its target.
+        if let Some(p) = c.suppress.file.as_mut() {
+            *p = crate::suppress::list::resolve(p).map_err(ConfigError)?;
         }
         if let Some(p) = c.state.dir.as_mut() {
             fix(p);
@@ -348,6 +414,32 @@ impl Config {
                 "[zone] origin '{}' must be absolute (end with a dot)",
                 self.zone.origin
             ));
+        }
+        let sup = &self.suppress;
+        if sup.admin_tls_cert.is_some() != sup.admin_tls_key.is_some() {
+            return bad("[suppress] admin_tls_cert and admin_tls_key go together".into());
+        }
+        if sup.admin_token_file.is_some()
+            && !sup.admin_listen.ip().is_loopback()
+            && sup.admin_tls_cert.is_none()
+        {
+            return bad(format!(
+                "[suppress] admin_listen {} is not a loopback address: the admin API \
+                 needs TLS there (admin_tls_cert, admin_tls_key)",
+                sup.admin_listen
+            ));
+        }
+        if !(0.0..=1.0).contains(&sup.hand_edit_max_removal) {
+            return bad("[suppress] hand_edit_max_removal must be between 0 and 1".into());
+        }
+        if sup.admin_max_header < 8192 || sup.admin_max_header > 1 << 20 {
+            return bad("[suppress] admin_max_header must be between 8192 and 1048576".into());
+        }
+        if sup.admin_max_body == 0 || sup.admin_max_body > 1 << 30 {
+            return bad("[suppress] admin_max_body must be between 1 and 1073741824".into());
+        }
+        if let Err(m) = crate::suppress::ede::check_text_alone(&sup.ede_text) {
+            return bad(format!("[suppress] ede_text: {m}"));
         }
         if self.dnssec.enabled {
             if self.dnssec.refresh >= self.dnssec.validity {

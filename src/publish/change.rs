@@ -33,6 +33,30 @@ impl Suppression {
     pub fn active(&self, now: u64) -> bool {
         self.expires.is_none_or(|t| t > now)
     }
+
+    /// A fingerprint of every field (SHA-256 of its JSON form, first 8 bytes), to
+    /// check that an entry is still what an edit started from.
+    pub fn fingerprint(&self) -> u64 {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let d = ring::digest::digest(&ring::digest::SHA256, &json);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d.as_ref()[..8]);
+        u64::from_be_bytes(b)
+    }
+}
+
+/// One step of a list edit (a hand edit or `belfry suppress edit`): the entry the
+/// editor started from and the entry wanted. Applied only if the list still holds
+/// `before` (or already holds `after`); otherwise the whole edit is a conflict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListStep {
+    /// The domain (lowercase wire form).
+    pub name: Vec<u8>,
+    /// Fingerprint ([`Suppression::fingerprint`]) of the entry the edit started
+    /// from; `None`: the domain was not listed.
+    pub before: Option<u64>,
+    /// The entry wanted; `None`: lift it.
+    pub after: Option<Suppression>,
 }
 
 /// Edits of one name: each listed type's RRset is replaced (or removed when empty).
@@ -79,6 +103,15 @@ pub enum Change {
         /// The domains (wire form).
         names: Vec<Vec<u8>>,
     },
+    /// Apply an edit of the list made from an earlier version (all or nothing).
+    EditList {
+        /// The changed entries.
+        steps: Vec<ListStep>,
+        /// The serial the edit was made from (for the record).
+        based_on: u32,
+        /// Why entries are lifted (audited).
+        reason: String,
+    },
     /// Replace the whole list (a hand edit of the list file).
     ReplaceList {
         /// The list as it should be.
@@ -106,7 +139,7 @@ impl Change {
             Change::Suppress { .. } => "add",
             Change::Lift { .. } => "remove",
             Change::Expire { .. } => "expire",
-            Change::ReplaceList { .. } => "edit",
+            Change::ReplaceList { .. } | Change::EditList { .. } => "edit",
             Change::Edit { source, .. } => match source {
                 EditSource::Reload => "reload",
                 EditSource::Update => "update",
@@ -157,6 +190,8 @@ pub enum ChangeError {
     TimedOut,
     /// Nothing to do (e.g. a reload of an unchanged file).
     Unchanged,
+    /// An edit made from an older version meets entries changed since (which ones).
+    Conflict(String),
 }
 
 impl std::fmt::Display for ChangeError {
@@ -166,7 +201,8 @@ impl std::fmt::Display for ChangeError {
             | ChangeError::NotListed(m)
             | ChangeError::AlreadyListed(m)
             | ChangeError::Check(m)
-            | ChangeError::Unsafe(m) => f.write_str(m),
+            | ChangeError::Unsafe(m)
+            | ChangeError::Conflict(m) => f.write_str(m),
             ChangeError::Sign(m) => write!(f, "signing failed: {m}"),
             ChangeError::Storage(m) => write!(f, "not applied: {m}"),
             ChangeError::TimedOut => f.write_str("not applied: the deadline passed first"),

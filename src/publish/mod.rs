@@ -627,6 +627,10 @@ impl Publisher {
                 }
                 list = new;
             }
+            Change::EditList { steps, reason, .. } => {
+                removal_reason = reason.clone();
+                edit_list(&cur.zone, st, &mut list, steps, now)?;
+            }
             Change::Edit { edits: e, .. } => {
                 edits = e.clone();
             }
@@ -943,11 +947,76 @@ impl Publisher {
 fn action_name(change: &Change, added: bool) -> &'static str {
     match (change, added) {
         (Change::Expire { .. }, _) => "expire",
-        (Change::ReplaceList { .. }, true) => "edit-add",
-        (Change::ReplaceList { .. }, false) => "edit-remove",
+        (Change::ReplaceList { .. } | Change::EditList { .. }, true) => "edit-add",
+        (Change::ReplaceList { .. } | Change::EditList { .. }, false) => "edit-remove",
         (_, true) => "add",
         (_, false) => "remove",
     }
+}
+
+/// Apply the steps of a list edit to `list`: each must find the entry it started
+/// from (or the one it wants); conflicts are collected and refuse the whole edit.
+fn edit_list(
+    zone: &Zone,
+    st: &State,
+    list: &mut BTreeMap<Vec<u8>, Suppression>,
+    steps: &[change::ListStep],
+    _now: u64,
+) -> Result<(), ChangeError> {
+    let mut conflicts = Vec::new();
+    let mut seen = BTreeSet::new();
+    for step in steps {
+        let wire = name::to_lowercase(&step.name);
+        let key = name::key_of(&wire);
+        if !seen.insert(key.clone()) {
+            return Err(ChangeError::BadInput(format!(
+                "{} is in the edit twice",
+                name::to_text(&wire)
+            )));
+        }
+        let cur = list.get(&key);
+        if cur == step.after.as_ref() {
+            continue;
+        }
+        if cur.map(|c| c.fingerprint()) != step.before {
+            conflicts.push(name::to_text(&wire));
+            continue;
+        }
+        match &step.after {
+            Some(a) => {
+                let w = check_suppressible(zone, st, &a.name)?;
+                if w != wire {
+                    return Err(ChangeError::BadInput(format!(
+                        "{}: the entry names another domain",
+                        name::to_text(&wire)
+                    )));
+                }
+                if a.reason.trim().is_empty() || a.case.trim().is_empty() {
+                    return Err(ChangeError::BadInput(format!(
+                        "{}: a reason and a case id are required",
+                        name::to_text(&wire)
+                    )));
+                }
+                let mut a = a.clone();
+                a.name = w;
+                list.insert(key, a);
+            }
+            None => {
+                list.remove(&key);
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        let n = conflicts.len();
+        conflicts.truncate(10);
+        return Err(ChangeError::Conflict(format!(
+            "{n} entr{} changed since the edit started ({}{}); nothing applied",
+            if n == 1 { "y" } else { "ies" },
+            conflicts.join(", "),
+            if n > 10 { ", ..." } else { "" }
+        )));
+    }
+    Ok(())
 }
 
 /// Write the list file atomically.
@@ -961,8 +1030,9 @@ fn write_list_file<'a>(
         entries: entries
             .map(crate::suppress::list::Entry::from_suppression)
             .collect(),
+        ..Default::default()
     };
-    crate::suppress::list::persist(path, &list).map(|_| ())
+    crate::suppress::list::persist_owned(path, list)
 }
 
 /// Build the next snapshot: rebuild `affected` shards from source data with

@@ -3,12 +3,25 @@
 //! Each line says who, when, what (add, remove, expire, edit, a rejected edit,
 //! a refused API call), which domain, why, the case id and the SOA serial that
 //! carried the change. Lines are written with `O_APPEND` and fsynced before the
-//! change is reported as done.
+//! change is reported as done; a failed write is cut back off (no torn line).
+//! Every field is cut to [`FIELD_MAX`] characters, so no request can grow the
+//! log by more than a bounded line.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Most characters of one field of an audit line.
+pub const FIELD_MAX: usize = 1024;
+
+/// A field cut to [`FIELD_MAX`] characters (marked with `…` when cut).
+fn bound(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(FIELD_MAX) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((i, _)) => std::borrow::Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
 
 /// One audit line of a change.
 #[derive(Clone, Debug, Default)]
@@ -54,20 +67,26 @@ impl Audit {
             let v = serde_json::json!({
                 "time": time,
                 "change": change_id,
-                "actor": l.actor,
-                "action": l.action,
-                "domain": l.domain,
-                "reason": l.reason,
-                "case": l.case,
+                "actor": bound(&l.actor),
+                "action": bound(&l.action),
+                "domain": bound(&l.domain),
+                "reason": bound(&l.reason),
+                "case": bound(&l.case),
                 "serial": serial,
             });
             text.push_str(&v.to_string());
             text.push('\n');
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_data())
-            .map_err(|e| format!("{}: cannot write the audit log: {e}", self.path.display()))
+        let start = f.metadata().map(|m| m.len()).ok();
+        let r = f.write_all(text.as_bytes()).and_then(|_| f.sync_data());
+        if r.is_err() {
+            // No torn line: cut what part of the batch was written.
+            if let Some(len) = start {
+                let _ = f.set_len(len);
+            }
+        }
+        r.map_err(|e| format!("{}: cannot write the audit log: {e}", self.path.display()))
     }
 
     /// Append one event; a write failure is logged (the change itself already happened).
@@ -82,15 +101,21 @@ impl Audit {
     ) {
         let line = serde_json::json!({
             "time": super::list::format_time(super::list::now_secs()),
-            "actor": actor,
-            "action": action,
-            "domain": domain,
-            "reason": reason,
-            "case": case,
+            "actor": bound(actor),
+            "action": bound(action),
+            "domain": bound(domain),
+            "reason": bound(reason),
+            "case": bound(case),
             "serial": serial,
         });
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let start = f.metadata().map(|m| m.len()).ok();
         let r = writeln!(f, "{line}").and_then(|_| f.sync_data());
+        if r.is_err() {
+            if let Some(len) = start {
+                let _ = f.set_len(len);
+            }
+        }
         if let Err(e) = r {
             crate::log(&format!("{}: audit write failed: {e}", self.path.display()));
         }

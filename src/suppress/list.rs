@@ -1,31 +1,46 @@
-//! The suppression list file: entries, their checks, and atomic persistence.
+//! The suppression list file: its format, its checks, and atomic persistence.
 //!
-//! The file is TOML, one `[[suppression]]` table per entry, plus the serial
-//! the server last published. It is written atomically (temporary file in the
-//! same directory, fsync, rename, fsync of the directory), so after a crash it
-//! holds either the old or the new list, never a mix. Parse errors name the
-//! file and line.
+//! The file is TOML: the `serial` the server last published it at, an optional
+//! one-shot `allow_mass_removal = true`, one `[[suppression]]` table per entry,
+//! and a last line `# end of list`. The server writes it atomically (temporary
+//! file in the same directory, fsync, rename, fsync of the directory; a failed
+//! write removes its temporary file), so after a crash it holds the old or the
+//! new list, never a mix. Before the rename, the file being replaced is kept
+//! as `.<name>.prev` (a hard link), so that an editor still writing into it
+//! writes into a file the watcher ([`super::watch`]) reads, not into a lost one.
+//!
+//! A hand edit is taken only when it is complete: it must end with the end
+//! line and carry the serial it was edited from (see [`super::watch`]).
+//!
+//! Errors name the file and line and what is wrong; they never quote values
+//! from the file (a symlink to another TOML file must not leak it into logs).
 
 use super::EdeKind;
+use crate::publish::change::Suppression;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// One suppressed domain.
+/// The last line of a complete list file.
+pub const END_LINE: &str = "# end of list";
+
+/// One suppressed domain as the file holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// The domain, absolute, lowercase (e.g. `phish-example.be.`).
+    /// The domain, absolute (e.g. `phish-example.be.`); an IDN as its A-label or in Unicode.
     pub domain: String,
     /// Why (free text).
     pub reason: String,
     /// The registry's case id.
     pub case: String,
-    /// Who added it.
-    pub added_by: String,
-    /// When, RFC 3339 UTC (`2026-11-24T13:00:00Z`).
-    pub added_at: String,
-    /// When the suppression lifts by itself, RFC 3339 UTC.
+    /// Who added it (a hand edit may leave it out: the editor is recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<String>,
+    /// When, RFC 3339 (a hand edit may leave it out: the time it is applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<String>,
+    /// When the suppression lifts by itself, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
     /// Extended DNS Error kind: `blocked` (15) or `censored` (16).
@@ -35,35 +50,49 @@ pub struct Entry {
 
 impl Entry {
     /// The file form of a suppression.
-    pub fn from_suppression(s: &crate::publish::change::Suppression) -> Entry {
+    pub fn from_suppression(s: &Suppression) -> Entry {
         Entry {
             domain: crate::name::to_text(&s.name),
             reason: s.reason.clone(),
             case: s.case.clone(),
-            added_by: s.added_by.clone(),
-            added_at: format_time(s.added_at),
-            expires: s.expires.map(format_time),
+            added_by: Some(s.added_by.clone()),
+            added_at: Some(super::time::format(s.added_at)),
+            expires: s.expires.map(super::time::format),
             ede: s.ede,
         }
     }
 
-    /// The suppression an entry describes (the entry must have passed [`parse`]).
-    pub fn to_suppression(&self) -> Result<crate::publish::change::Suppression, String> {
-        let name = crate::name::from_text(&self.domain, &[0])
-            .map_err(|e| format!("domain '{}': {e}", self.domain))?;
-        Ok(crate::publish::change::Suppression {
-            name: crate::name::to_lowercase(&name),
+    /// The suppression an entry describes; a missing author or time is `actor` and `now`.
+    pub fn to_suppression_by(&self, actor: &str, now: u64) -> Result<Suppression, String> {
+        let name = super::domain::parse(&self.domain).map_err(|e| format!("domain: {e}"))?;
+        use super::proto::{check_field, CASE_MAX, REASON_MAX};
+        check_field("reason", &self.reason, REASON_MAX)?;
+        check_field("case", &self.case, CASE_MAX)?;
+        if let Some(a) = &self.added_by {
+            check_field("added_by", a, CASE_MAX)?;
+        }
+        let added_at = match &self.added_at {
+            Some(t) => super::time::parse(t).map_err(|e| format!("added_at: {e}"))?,
+            None => now,
+        };
+        let expires = match &self.expires {
+            Some(t) => Some(super::time::parse(t).map_err(|e| format!("expires: {e}"))?),
+            None => None,
+        };
+        Ok(Suppression {
+            name,
             reason: self.reason.clone(),
             case: self.case.clone(),
-            added_by: self.added_by.clone(),
-            added_at: parse_time(&self.added_at)
-                .ok_or_else(|| format!("bad added_at '{}'", self.added_at))?,
-            expires: match &self.expires {
-                Some(x) => Some(parse_time(x).ok_or_else(|| format!("bad expires '{x}'"))?),
-                None => None,
-            },
+            added_by: self.added_by.clone().unwrap_or_else(|| actor.to_string()),
+            added_at,
+            expires,
             ede: self.ede,
         })
+    }
+
+    /// The suppression an entry describes (as read at start-up).
+    pub fn to_suppression(&self) -> Result<Suppression, String> {
+        self.to_suppression_by("file", super::time::now())
     }
 }
 
@@ -71,239 +100,418 @@ fn default_ede() -> EdeKind {
     EdeKind::Blocked
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListFile {
-    /// Last SOA serial published by the server (kept so serials only go up).
+    /// The SOA serial the list was published at (a hand edit keeps the one it was made from).
     #[serde(default)]
     pub serial: u32,
+    /// Set by an operator to lift more than the configured share of the list in one edit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_mass_removal: bool,
     /// The entries.
     #[serde(default, rename = "suppression")]
     pub entries: Vec<Entry>,
 }
 
-/// Parse list text; errors are `file:line: message`.
+/// A checked list: every entry parsed into a suppression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The serial the file carries (0: none).
+    pub serial: u32,
+    /// Whether a mass removal is marked as intended.
+    pub allow_mass_removal: bool,
+    /// Whether the file ends with [`END_LINE`].
+    pub complete: bool,
+    /// The entries, checked (names parsed, no name twice).
+    pub entries: Vec<Suppression>,
+}
+
+/// A TOML or JSON error message without the values it may quote (field names,
+/// quoted in backticks by "unknown field" and "missing field", are kept).
+pub fn scrub(msg: &str) -> String {
+    let names_only = ["unknown field", "missing field", "duplicate"]
+        .iter()
+        .any(|p| msg.trim_start().starts_with(p));
+    let mut out = String::new();
+    let mut in_quote: Option<char> = None;
+    for c in msg.trim().chars() {
+        let quote = c == '"' || (c == '`' && !names_only);
+        if quote && (in_quote.is_none() || in_quote == Some(c)) {
+            if in_quote.is_none() {
+                out.push(c);
+                out.push('…');
+                out.push(c);
+                in_quote = Some(c);
+            } else {
+                in_quote = None;
+            }
+            continue;
+        }
+        if in_quote.is_some() {
+            continue;
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    if out.len() > 200 {
+        let mut end = 200;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
+/// Parse list text; errors are `file:line: message`. Entries without author or time get `actor` and `now`.
+pub fn parse_checked(path: &Path, text: &str, actor: &str, now: u64) -> Result<Parsed, String> {
+    let list = parse(path, text)?;
+    let entry_lines = entry_lines(text);
+    let mut seen = std::collections::HashSet::new();
+    let mut entries = Vec::with_capacity(list.entries.len());
+    for (i, e) in list.entries.iter().enumerate() {
+        let line = entry_lines.get(i).copied().unwrap_or(0);
+        let s = e
+            .to_suppression_by(actor, now)
+            .map_err(|m| format!("{}:{line}: {m}", path.display()))?;
+        if !seen.insert(crate::name::key_of(&s.name)) {
+            return Err(format!(
+                "{}:{line}: {} is listed twice (one name, one entry, whatever its spelling)",
+                path.display(),
+                crate::name::to_text(&s.name)
+            ));
+        }
+        entries.push(s);
+    }
+    Ok(Parsed {
+        serial: list.serial,
+        allow_mass_removal: list.allow_mass_removal,
+        complete: ends_complete(text),
+        entries,
+    })
+}
+
+/// Whether the last non-blank line is [`END_LINE`].
+pub fn ends_complete(text: &str) -> bool {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        == Some(END_LINE)
+}
+
+fn entry_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("[[suppression]]"))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// Parse list text (syntax and field types; names and times are checked by [`parse_checked`]).
 pub fn parse(path: &Path, text: &str) -> Result<ListFile, String> {
     let list: ListFile = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         match line {
-            Some(l) => format!("{}:{l}: {}", path.display(), e.message().trim()),
-            None => format!("{}: {}", path.display(), e.message().trim()),
+            Some(l) => format!("{}:{l}: {}", path.display(), scrub(e.message())),
+            None => format!("{}: {}", path.display(), scrub(e.message())),
         }
     })?;
-    // Point entry-level errors at the entry's line.
-    let entry_lines: Vec<usize> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.trim_start().starts_with("[[suppression]]"))
-        .map(|(i, _)| i + 1)
-        .collect();
+    // Entry-level checks point at the entry's line.
+    let lines = entry_lines(text);
     let mut seen = std::collections::HashSet::new();
     for (i, e) in list.entries.iter().enumerate() {
-        let line = entry_lines.get(i).copied().unwrap_or(0);
-        let at = |m: String| format!("{}:{line}: {m}", path.display());
-        if let Err(m) = crate::name::from_text(&e.domain, &[0]) {
-            return Err(at(format!("domain '{}': {m}", e.domain)));
-        }
-        if !e.domain.ends_with('.') {
-            return Err(at(format!(
-                "domain '{}' must be absolute (end with a dot)",
-                e.domain
-            )));
-        }
-        if parse_time(&e.added_at).is_none() {
-            return Err(at(format!(
-                "added_at '{}' is not an RFC 3339 UTC time like 2026-11-24T13:00:00Z",
-                e.added_at
-            )));
-        }
-        if let Some(x) = &e.expires {
-            if parse_time(x).is_none() {
-                return Err(at(format!(
-                    "expires '{x}' is not an RFC 3339 UTC time like 2026-12-08T13:00:00Z"
-                )));
-            }
-        }
-        if !seen.insert(e.domain.to_ascii_lowercase()) {
-            return Err(at(format!("domain '{}' is listed twice", e.domain)));
+        let line = lines.get(i).copied().unwrap_or(0);
+        let s = e
+            .to_suppression_by("file", 0)
+            .map_err(|m| format!("{}:{line}: {m}", path.display()))?;
+        if !seen.insert(crate::name::key_of(&s.name)) {
+            return Err(format!(
+                "{}:{line}: {} is listed twice (one name, one entry, whatever its spelling)",
+                path.display(),
+                crate::name::to_text(&s.name)
+            ));
         }
     }
     Ok(list)
 }
 
-/// Read the list file; a missing file is an empty list.
+/// Read the list file at start-up; a missing file is an empty list.
 pub fn load(path: &Path) -> Result<ListFile, String> {
     match std::fs::read_to_string(path) {
         Ok(t) => parse(path, &t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ListFile::default()),
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        Err(e) => Err(format!("{}: cannot read: {}", path.display(), e.kind())),
     }
 }
 
 /// Render the list as the file's text.
 pub fn render(list: &ListFile) -> String {
     let mut s = String::from(
-        "# belfry suppression list. Managed by `belfry suppress`; hand edits are picked up\n\
-         # by the running server (a broken edit is rejected and logged, the old list stays).\n",
+        "# belfry suppression list. The safe way to change it is `belfry suppress edit`\n\
+         # (or export/import). A hand edit of this file is applied by the running server\n\
+         # when it is complete (it keeps the `serial` below and ends with the end line)\n\
+         # and has not changed for a moment; it is merged with changes made since that\n\
+         # serial, or refused with a log and audit line. Lifting more than a share of the\n\
+         # list needs `allow_mass_removal = true` at the top.\n",
     );
     s.push_str(&toml::to_string(list).unwrap_or_default());
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s.push_str(END_LINE);
+    s.push('\n');
     s
 }
 
-/// Write the list atomically: temp file, fsync, rename, fsync the directory.
+/// The name the replaced file is kept under (see the module documentation).
+pub fn prev_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("suppressions");
+    path.with_file_name(format!(".{name}.prev"))
+}
+
+/// Removes a temporary file unless disarmed.
+struct TempGuard<'a>(Option<&'a Path>);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Write the list atomically: temp file, fsync, keep the old file as `.prev`,
+/// rename, fsync the directory. On failure nothing is left behind.
 pub fn persist(path: &Path, list: &ListFile) -> Result<String, String> {
     let text = render(list);
+    write_atomic(path, text.as_bytes())?;
+    Ok(text)
+}
+
+/// Lists written to watched paths, not yet taken by their watcher.
+type Written = Vec<(PathBuf, Option<Vec<(u32, ListFile)>>)>;
+
+/// Versions written, per watched path (see [`watch_writes`]).
+static WRITTEN: std::sync::Mutex<Written> = std::sync::Mutex::new(Vec::new());
+
+/// Most written versions kept for a watcher between two looks.
+const WRITTEN_KEPT: usize = 4;
+
+/// Ask [`persist_owned`] to keep what it writes to `path` for its watcher, so
+/// that the watcher knows every version the server wrote even if the file is
+/// changed (or truncated) before it looked.
+pub fn watch_writes(path: &Path) {
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if !w.iter().any(|(p, _)| p == path) {
+        w.push((path.to_path_buf(), Some(Vec::new())));
+    }
+}
+
+/// Versions written to `path` since the last call (oldest first).
+pub fn take_written(path: &Path) -> Vec<(u32, ListFile)> {
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    w.iter_mut()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, v)| v.as_mut().map(std::mem::take))
+        .unwrap_or_default()
+}
+
+/// [`persist`], keeping the list for the path's watcher when there is one.
+pub fn persist_owned(path: &Path, list: ListFile) -> Result<(), String> {
+    persist(path, &list)?;
+    let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, Some(v))) = w.iter_mut().find(|(p, _)| p == path) {
+        v.push((list.serial, list));
+        if v.len() > WRITTEN_KEPT {
+            v.remove(0);
+        }
+    }
+    Ok(())
+}
+
+/// Write bytes atomically to `path` (see [`persist`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("suppressions"),
-        std::process::id()
-    ));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("suppressions");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let fail = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
+    let mut guard = TempGuard(Some(&tmp));
     {
-        let mut f =
-            std::fs::File::create(&tmp).map_err(|e| fail("cannot create temporary file", e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| fail("cannot write", e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| fail("cannot create temporary file", e))?;
+        f.write_all(bytes).map_err(|e| fail("cannot write", e))?;
         f.sync_all().map_err(|e| fail("cannot fsync", e))?;
     }
+    // Keep the file being replaced reachable: an editor may still be writing into it.
+    if path.exists() {
+        let prev = prev_path(path);
+        let link_tmp = dir.join(format!(".{name}.prevtmp.{}", std::process::id()));
+        let _ = std::fs::remove_file(&link_tmp);
+        if std::fs::hard_link(path, &link_tmp).is_ok() && std::fs::rename(&link_tmp, &prev).is_err()
+        {
+            let _ = std::fs::remove_file(&link_tmp);
+        }
+    }
     std::fs::rename(&tmp, path).map_err(|e| fail("cannot rename into place", e))?;
+    guard.0 = None;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(text)
+    Ok(())
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// Parse `YYYY-MM-DDTHH:MM:SSZ` into seconds since the epoch.
-pub fn parse_time(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
+/// Where a configured list path really is: a symlink is followed (once, at
+/// start), so reads, the watcher and atomic writes all use its target and the
+/// link stays a link.
+pub fn resolve(path: &Path) -> Result<PathBuf, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            format!(
+                "{}: a symlink whose target cannot be resolved: {}",
+                path.display(),
+                e.kind()
+            )
+        }),
+        Ok(m) if !m.is_file() => Err(format!("{}: not a regular file", path.display())),
+        _ => Ok(path.to_path_buf()),
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    let t = days * 86400 + h * 3600 + mi * 60 + se;
-    u64::try_from(t).ok()
 }
 
 /// Format seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_time(t: u64) -> String {
-    let days = (t / 86400) as i64;
-    let rem = t % 86400;
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    super::time::format(t)
+}
+
+/// Parse an RFC 3339 time (offsets and fractions allowed) into seconds since the epoch.
+pub fn parse_time(s: &str) -> Option<u64> {
+    super::time::parse(s).ok()
 }
 
 /// Seconds since the epoch now.
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    super::time::now()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn time_round_trip() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_time("2026-11-24T13:00:00Z"), Some(1795525200));
-        assert_eq!(format_time(1795525200), "2026-11-24T13:00:00Z");
-        for t in [0u64, 951782400, 4102444800, 1795525200 + 86399] {
-            assert_eq!(parse_time(&format_time(t)), Some(t));
-        }
-        assert!(parse_time("2026-13-01T00:00:00Z").is_none());
-        assert!(parse_time("2026-11-24 13:00:00").is_none());
-    }
+    const OK: &str = "serial = 5\n[[suppression]]\ndomain = \"a.be.\"\nreason = \"r\"\ncase = \"C1\"\nadded_by = \"x\"\nadded_at = \"2026-11-24T13:00:00Z\"\n";
 
     #[test]
     fn parse_errors_name_line() {
         let p = Path::new("s.toml");
-        let ok = "serial = 5\n[[suppression]]\ndomain = \"a.be.\"\nreason = \"r\"\ncase = \"C1\"\nadded_by = \"x\"\nadded_at = \"2026-11-24T13:00:00Z\"\n";
-        let l = parse(p, ok).unwrap();
+        let l = parse(p, OK).unwrap();
         assert_eq!(l.entries.len(), 1);
         assert_eq!(l.entries[0].ede, EdeKind::Blocked);
-        let e = parse(p, &ok.replace("case =", "kase =")).unwrap_err();
+        let e = parse(p, &OK.replace("case =", "kase =")).unwrap_err();
         assert!(e.starts_with("s.toml:"), "{e}");
-        let e = parse(p, &format!("{ok}{}", &ok[11..])).unwrap_err();
+        let e = parse(p, &format!("{OK}{}", &OK[11..])).unwrap_err();
         assert!(e.contains("twice") && e.starts_with("s.toml:8:"), "{e}");
-        let e = parse(p, &ok.replace("2026-11-24T13:00:00Z", "yesterday")).unwrap_err();
-        assert!(e.starts_with("s.toml:2:"), "{e}");
-        let e = parse(p, &ok.replace("a.be.", "a..be.")).unwrap_err();
+        let e = parse(p, &OK.replace("2026-11-24T13:00:00Z", "yesterday")).unwrap_err();
+        assert!(e.starts_with("s.toml:2:") && e.contains("added_at"), "{e}");
+        let e = parse(
+            p,
+            &OK.replace("2026-11-24T13:00:00Z", "2027-02-30T00:00:00Z"),
+        )
+        .unwrap_err();
+        assert!(e.contains("added_at"), "{e}");
+        let e = parse(p, &OK.replace("a.be.", "a..be.")).unwrap_err();
         assert!(e.contains("empty label"), "{e}");
     }
 
     #[test]
-    fn persist_round_trips() {
-        let dir = std::env::temp_dir().join(format!("belfry-list-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("s.toml");
+    fn two_spellings_are_one_entry() {
+        let p = Path::new("s.toml");
+        let two = format!("{OK}{}", OK[11..].replace("a.be.", "\\\\097.BE"));
+        let e = parse(p, &two).unwrap_err();
+        assert!(e.contains("a.be. is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_quote_values() {
+        let p = Path::new("s.toml");
+        let e = parse(p, "serial = \"hunter2-secret\"\n").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(p, &OK.replace("a.be.", "secret*value.be.")).unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        let e = parse(p, "serial = 123456789123\n").unwrap_err();
+        assert!(!e.contains("123456789123"), "{e}");
+        let e = parse(p, "password = \"hunter2\"\n").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn rendered_file_is_complete_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
         let list = ListFile {
             serial: 7,
+            allow_mass_removal: false,
             entries: vec![Entry {
                 domain: "a.be.".into(),
                 reason: "phishing \"bank\"".into(),
                 case: "C-1".into(),
-                added_by: "op".into(),
-                added_at: format_time(now_secs()),
+                added_by: Some("op".into()),
+                added_at: Some(format_time(now_secs())),
                 expires: None,
                 ede: EdeKind::Censored,
             }],
         };
         persist(&p, &list).unwrap();
         assert_eq!(load(&p).unwrap(), list);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(ends_complete(&text));
+        assert!(!ends_complete(&text[..text.len() - 5]));
+        let parsed = parse_checked(&p, &text, "x", 0).unwrap();
+        assert!(parsed.complete && parsed.serial == 7 && parsed.entries.len() == 1);
+        // A second write keeps the first as .prev.
+        persist(&p, &ListFile::default()).unwrap();
+        assert_eq!(load(&prev_path(&p)).unwrap(), list);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails after the temp file was written.
+        let p = dir.path().join("list");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("x"), "x").unwrap();
+        assert!(persist(&p, &ListFile::default()).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 }

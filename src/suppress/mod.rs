@@ -1,8 +1,10 @@
 //! The live suppression list (Revoke+ / EPP serverHold): names that must not resolve.
 //!
 //! Owns the list as operators keep it ([`list`]: entries with reason, case id,
-//! author, times; the TOML file; the audit log) and the form the query path
-//! reads ([`Suppressions`]: a hash set of canonical keys). A suppressed domain
+//! author, times; the TOML file and its watcher [`watch`]; the audit log), the
+//! edge where operator input becomes typed values ([`domain`], [`time`]), the
+//! admin API and its client ([`api`], [`cli`], sharing [`proto`]), and the form
+//! the query path reads ([`Suppressions`]: a hash set of canonical keys). A suppressed domain
 //! and every name below it answer NXDOMAIN with an Extended DNS Error
 //! (RFC 8914: 15 Blocked, or 16 Censored).
 //!
@@ -12,7 +14,12 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod domain;
+pub mod ede;
 pub mod list;
+pub mod proto;
+pub mod time;
+pub mod watch;
 
 use crate::name::Key;
 use std::collections::HashMap;

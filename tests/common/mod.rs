@@ -90,6 +90,8 @@ pub struct Opts {
     pub signed: bool,
     pub extra_dnssec: String,
     pub extra_server: String,
+    /// More lines of the `[suppress]` section.
+    pub extra_suppress: String,
     pub zone: Option<PathBuf>,
 }
 
@@ -99,6 +101,7 @@ impl Default for Opts {
             signed: true,
             extra_dnssec: String::new(),
             extra_server: String::new(),
+            extra_suppress: String::new(),
             zone: None,
         }
     }
@@ -133,8 +136,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n[state]\ndir = \"state\"\n",
-                opts.extra_server, opts.signed, opts.extra_dnssec
+                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n",
+                opts.extra_server, opts.signed, opts.extra_dnssec, opts.extra_suppress
             ),
         )
         .unwrap();

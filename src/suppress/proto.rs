@@ -1,0 +1,239 @@
+//! The admin API's requests and answers: one set of serde types for server and client.
+//!
+//! The server ([`super::api`]) and the CLI ([`super::cli`]) both use these, so
+//! the JSON on the wire has one definition. Domains travel as text and are
+//! parsed by the server ([`super::domain`]); times travel as RFC 3339 text
+//! ([`super::time`]). Nothing here does I/O.
+
+use super::EdeKind;
+use crate::publish::change::{Outcome, Suppression};
+use serde::{Deserialize, Serialize};
+
+/// Header carrying a client's own id for a request, to ask for its outcome later.
+pub const REQUEST_ID_HEADER: &str = "belfry-request-id";
+/// Longest request id accepted.
+pub const REQUEST_ID_MAX: usize = 64;
+
+/// Whether a client request id is acceptable: 1–64 of `[A-Za-z0-9._-]`.
+pub fn request_id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= REQUEST_ID_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A suppression as the API shows it (and as `edit` compares it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryView {
+    /// The domain (A-labels, absolute).
+    pub domain: String,
+    /// The domain in Unicode, when it is an IDN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicode: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// The registry's case id.
+    pub case: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When (RFC 3339, UTC).
+    pub added_at: String,
+    /// When it lifts by itself (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Extended DNS Error kind.
+    pub ede: EdeKind,
+}
+
+impl EntryView {
+    /// The view of a suppression.
+    pub fn of(s: &Suppression) -> EntryView {
+        EntryView {
+            domain: crate::name::to_text(&s.name),
+            unicode: super::domain::unicode(&s.name),
+            reason: s.reason.clone(),
+            case: s.case.clone(),
+            added_by: s.added_by.clone(),
+            added_at: super::time::format(s.added_at),
+            expires: s.expires.map(super::time::format),
+            ede: s.ede,
+        }
+    }
+
+    /// The suppression a view describes (domain and times parsed and checked).
+    pub fn to_suppression(&self) -> Result<Suppression, String> {
+        let name = super::domain::parse(&self.domain)
+            .map_err(|e| format!("domain '{}': {e}", super::domain::quote(&self.domain)))?;
+        let added_at = super::time::parse(&self.added_at).map_err(|e| {
+            format!(
+                "{}: added_at '{}': {e}",
+                crate::name::to_text(&name),
+                super::domain::quote(&self.added_at)
+            )
+        })?;
+        let expires = match &self.expires {
+            Some(x) => Some(super::time::parse(x).map_err(|e| {
+                format!(
+                    "{}: expires '{}': {e}",
+                    crate::name::to_text(&name),
+                    super::domain::quote(x)
+                )
+            })?),
+            None => None,
+        };
+        Ok(Suppression {
+            name,
+            reason: self.reason.clone(),
+            case: self.case.clone(),
+            added_by: self.added_by.clone(),
+            added_at,
+            expires,
+            ede: self.ede,
+        })
+    }
+}
+
+/// A new suppression in an add request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEntry {
+    /// Domain to suppress (text; an IDN in Unicode or as A-label).
+    pub domain: String,
+    /// Why.
+    pub reason: String,
+    /// Case id.
+    pub case: String,
+    /// `blocked` (default) or `censored`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ede: Option<EdeKind>,
+    /// When it lifts by itself (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+/// `POST /v1/suppressions`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRequest {
+    /// Who asks.
+    pub actor: String,
+    /// The new entries (all or nothing).
+    pub entries: Vec<NewEntry>,
+}
+
+/// `POST /v1/suppressions/remove`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveRequest {
+    /// Who asks.
+    pub actor: String,
+    /// Why (audited).
+    pub reason: String,
+    /// The domains to lift.
+    pub domains: Vec<String>,
+}
+
+/// One step of an edit: the entry as it was when the edit started, and as it should be.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditStep {
+    /// The domain.
+    pub domain: String,
+    /// The entry the edit started from (none: it was not listed).
+    #[serde(default)]
+    pub before: Option<EntryView>,
+    /// The entry wanted (none: lift it).
+    #[serde(default)]
+    pub after: Option<EntryView>,
+}
+
+/// `POST /v1/suppressions/edit`: a delta against the list at `based_on`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    /// Who asks.
+    pub actor: String,
+    /// The serial the edit was made from (for the audit log).
+    pub based_on: u32,
+    /// Lifting more than the configured share of the list is intended.
+    #[serde(default)]
+    pub allow_mass_removal: bool,
+    /// Why entries are lifted (audited).
+    #[serde(default)]
+    pub reason: String,
+    /// The changes.
+    pub steps: Vec<EditStep>,
+}
+
+/// `GET /v1/suppressions`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListResponse {
+    /// The serial served.
+    pub serial: u32,
+    /// Every entry.
+    pub entries: Vec<EntryView>,
+}
+
+/// A refusal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What is wrong.
+    pub error: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The zone.
+    pub zone: String,
+    /// The serial served.
+    pub serial: u32,
+    /// Names in the suppression set in force.
+    pub suppressed: usize,
+    /// Whether the zone is signed.
+    pub signed: bool,
+    /// Whether every RRset has its signature.
+    pub fully_signed: bool,
+    /// Signatures made so far.
+    pub signatures_made: u64,
+    /// Signing failures so far.
+    pub signing_failures: u64,
+    /// Delegations in the zone.
+    pub delegations: usize,
+    /// The id the next change will get.
+    pub next_change: u64,
+}
+
+/// What became of a change (`GET /v1/changes/<id>`, `GET /v1/requests/<request id>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChangeStatus {
+    /// `applied`, `refused`, `pending` (still being worked on) or `unknown`.
+    pub state: String,
+    /// The change id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// What it did, when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Longest reason accepted, bytes.
+pub const REASON_MAX: usize = 512;
+/// Longest case id or actor accepted, bytes.
+pub const CASE_MAX: usize = 128;
+
+/// Check a free-text field: at most `max` bytes, no control characters.
+pub fn check_field(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!("{field}: at most {max} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field}: no control characters"));
+    }
+    Ok(())
+}
