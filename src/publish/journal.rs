@@ -178,6 +178,19 @@ impl Journal {
         Ok(())
     }
 
+    /// Take back the newest record (its change was refused after it was written).
+    pub fn undo_last(&mut self) -> Result<(), String> {
+        let Some(last) = self.index.pop() else {
+            return Ok(());
+        };
+        self.file
+            .set_len(last.offset)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| io_err(&self.path, "cannot take back the last record", e))?;
+        self.size = last.offset;
+        Ok(())
+    }
+
     fn read_at(&self, ix: &Index) -> Result<Entry, String> {
         let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, "cannot read", e))?;
         f.seek(SeekFrom::Start(ix.offset + HEADER as u64))

@@ -739,10 +739,27 @@ impl Publisher {
             };
             record_journal(st, &entry)?;
         }
-        // The list file follows the list.
+        // The list file follows the list; if it cannot be written, the change is
+        // refused and its journal record taken back.
         if new_list != st.list && live {
             if let Some(p) = &st.sinks.list_file {
-                write_list_file(p, serial, new_list.values()).map_err(ChangeError::Storage)?;
+                if let Err(e) = write_list_file(p, serial, new_list.values()) {
+                    if let Some(j) = st.sinks.journal.as_mut() {
+                        if let Err(x) = j.undo_last() {
+                            crate::log(&format!("journal: {x}"));
+                        }
+                    }
+                    if let Some(a) = &st.sinks.audit {
+                        let line = crate::suppress::audit::Line {
+                            actor: actor.to_string(),
+                            action: "aborted".into(),
+                            reason: format!("change {id} not applied: {e}"),
+                            ..Default::default()
+                        };
+                        let _ = a.record_batch(id, &[line], cur.serial);
+                    }
+                    return Err(ChangeError::Storage(e));
+                }
             }
         }
         // Commit.
