@@ -8,6 +8,7 @@
 //! - [`suppress`]: the live suppression list (Revoke+), its file, audit log and admin API;
 //! - [`server`]: UDP/TCP transport on tokio;
 //! - [`service`]: the current snapshot and how it is swapped;
+//! - [`ops`]: logging, signals, systemd notification, descriptor limits, progress;
 //! - [`config`], [`cli`]: configuration file and command line.
 
 pub mod cli;
@@ -16,21 +17,9 @@ pub mod dnssec;
 pub mod handler;
 pub mod keys;
 pub mod name;
+pub mod ops;
 pub mod server;
 pub mod service;
 pub mod suppress;
 pub mod wire;
 pub mod zone;
-
-/// Write one log line to standard error, with a UTC timestamp.
-pub fn log(msg: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    eprintln!(
-        "{h:02}:{m:02}:{s:02}.{:03} belfry: {msg}",
-        now.subsec_millis()
-    );
-}

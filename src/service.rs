@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::dnssec::{self, chain::Splice, Signed, Signer};
 use crate::handler::{self, HandlerConfig, Snapshot};
+use crate::ops::progress::{Board, Progress};
 use crate::suppress::Suppressions;
 use crate::zone::{self, Zone};
 use arc_swap::ArcSwap;
@@ -28,12 +29,34 @@ pub struct Loaded {
     pub sign_prep_secs: f64,
 }
 
+/// A stage of [`load_with`], announced as it begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStage {
+    /// Reading and indexing the master file.
+    ZoneFile,
+    /// Reading keys and building the NSEC3 chain.
+    Dnssec,
+}
+
 /// Load the zone and keys named by a configuration, checking everything.
 pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<Loaded, String> {
+    load_with(cfg, keys, &mut |_| {})
+}
+
+/// [`load`], calling `stage` as each stage begins (for progress displays).
+pub fn load_with(
+    cfg: &Config,
+    keys: Option<Vec<dnssec::key::SigningKey>>,
+    stage: &mut dyn FnMut(LoadStage),
+) -> Result<Loaded, String> {
     let t0 = Instant::now();
+    stage(LoadStage::ZoneFile);
     let zone = zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
     let load_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    if cfg.dnssec.enabled {
+        stage(LoadStage::Dnssec);
+    }
     let signer = if cfg.dnssec.enabled {
         let keys = match keys {
             Some(k) => k,
@@ -59,6 +82,9 @@ pub struct Service {
     handler_cfg: HandlerConfig,
     write_lock: Mutex<()>,
     stop: AtomicBool,
+    log_queries: bool,
+    /// Long work in progress (signing pass, …), for `GET /v1/status`.
+    pub progress: Arc<Board>,
 }
 
 impl Service {
@@ -82,7 +108,25 @@ impl Service {
             handler_cfg,
             write_lock: Mutex::new(()),
             stop: AtomicBool::new(false),
+            log_queries: false,
+            progress: Board::new(),
         })
+    }
+
+    /// Log every query (target [`crate::ops::log::QUERY_TARGET`]); off unless asked for.
+    pub fn with_query_log(mut self, on: bool) -> Service {
+        self.log_queries = on;
+        self
+    }
+
+    /// One line for the systemd status: what is served.
+    pub fn status_line(&self) -> String {
+        let snap = self.current.load();
+        format!(
+            "serving {} serial {}",
+            crate::name::to_text(snap.zone.origin()),
+            snap.serial
+        )
     }
 
     /// The snapshot in force.
@@ -133,16 +177,28 @@ impl Service {
             if let Some(signed) = snap.dnssec.as_ref() {
                 if Instant::now() >= next_sweep {
                     let t = Instant::now();
-                    match signed.signer.refresh_all(&snap.zone, &self.stop, presign) {
-                        Ok(n) if n > 0 => crate::log(&format!(
+                    let mut progress = Progress::start("signing", 0, Some(&self.progress));
+                    let r = signed.signer.refresh_all_with(
+                        &snap.zone,
+                        &self.stop,
+                        presign,
+                        &mut |done, total| progress.set(done, total),
+                    );
+                    let took = progress.finish();
+                    match r {
+                        Ok(n) if n > 0 => tracing::info!(
                             "signed {n} RRsets in {:.1} s",
                             t.elapsed().as_secs_f64()
-                        )),
+                        ),
                         Ok(_) => {}
-                        Err(e) => crate::log(&format!("signing failed: {e}")),
+                        Err(e) => tracing::error!("signing failed: {e}"),
+                    }
+                    if took >= crate::ops::progress::LOG_EVERY {
+                        // Progress lines replaced the systemd status: put it back.
+                        crate::ops::notify::status(&self.status_line());
                     }
                     if let Err(e) = signed.refresh_soa(&snap.zone) {
-                        crate::log(&format!("signing the SOA failed: {e}"));
+                        tracing::error!("signing the SOA failed: {e}");
                     }
                     let period = (signed.signer.policy().refresh / 4).clamp(1, 60);
                     next_sweep = Instant::now() + Duration::from_secs(period as u64);
@@ -180,10 +236,38 @@ impl crate::server::Answerer for Service {
     fn answer(
         &self,
         query: &[u8],
-        _peer: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.answer_bytes(query, transport == crate::server::Transport::Tcp, out)
+        let sent = self.answer_bytes(query, transport == crate::server::Transport::Tcp, out);
+        if self.log_queries {
+            log_query(query, peer, transport, sent.then_some(out.as_slice()));
+        }
+        sent
     }
+}
+
+/// One query log line: client, transport, name, type, rcode and size of the answer.
+fn log_query(
+    query: &[u8],
+    peer: std::net::SocketAddr,
+    transport: crate::server::Transport,
+    answer: Option<&[u8]>,
+) {
+    let (qname, qtype) = match crate::wire::query::parse_query(query) {
+        Ok(q) => (crate::name::to_text(q.qname), q.qtype.0),
+        Err(_) => ("-".to_string(), 0),
+    };
+    let rcode = answer.and_then(|a| a.get(3)).map(|b| b & 0x0F);
+    tracing::info!(
+        target: crate::ops::log::QUERY_TARGET,
+        client = %peer,
+        transport = ?transport,
+        qname = %qname,
+        qtype,
+        rcode = ?rcode,
+        size = answer.map_or(0, |a| a.len()),
+        "query"
+    );
 }

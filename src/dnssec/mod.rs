@@ -469,6 +469,21 @@ impl Signer {
         stop: &std::sync::atomic::AtomicBool,
         fill_empty: bool,
     ) -> Result<usize, SignError> {
+        self.refresh_all_with(zone, stop, fill_empty, &mut |_, _| {})
+    }
+
+    /// [`Signer::refresh_all`], calling `progress(done, total)` every few thousand
+    /// positions (zone nodes, then chain entries) and at the end.
+    pub fn refresh_all_with(
+        &self,
+        zone: &Zone,
+        stop: &std::sync::atomic::AtomicBool,
+        fill_empty: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<usize, SignError> {
+        const EVERY: u32 = 4096;
+        let nodes = zone.node_count() as u32;
+        let total = nodes as u64 + self.chain.len() as u64;
         let mut made = 0;
         for kind in [ApexExtra::Dnskey, ApexExtra::Nsec3Param] {
             let slot = match kind {
@@ -481,9 +496,12 @@ impl Signer {
             self.apex_sigs(kind)?;
             made += 1;
         }
-        for node in 0..zone.node_count() as u32 {
+        for node in 0..nodes {
             if stop.load(Ordering::Relaxed) {
                 return Ok(made);
+            }
+            if node % EVERY == 0 {
+                progress(node as u64, total);
             }
             for s in zone.rrsets(node) {
                 if s.rtype == Rtype::SOA || !signable(zone, node, s.rtype) {
@@ -504,6 +522,9 @@ impl Signer {
             if stop.load(Ordering::Relaxed) {
                 return Ok(made);
             }
+            if i % EVERY == 0 {
+                progress(nodes as u64 + i as u64, total);
+            }
             if !self.needs_signing(&self.chain_sigs[i as usize], fill_empty) {
                 continue;
             }
@@ -511,6 +532,7 @@ impl Signer {
             self.chain_sigs[i as usize].store(Some(s));
             made += 1;
         }
+        progress(total, total);
         Ok(made)
     }
 

@@ -8,7 +8,8 @@
 //! - `GET /v1/suppressions/<domain>` — one entry, or 404;
 //! - `POST /v1/suppressions` — add: `{"actor": "...", "entries": [{"domain", "reason", "case", "ede"?, "expires"?}]}`;
 //! - `POST /v1/suppressions/remove` — lift: `{"actor": "...", "reason": "...", "domains": ["..."]}`;
-//! - `GET /v1/status` — serial and counts.
+//! - `GET /v1/status` — serial and counts, and `progress`: long work under way
+//!   (`task`, `done`, `total`, `percent`, `elapsed_seconds`, `eta_seconds`).
 //!
 //! Changes return only after the new snapshot serves (see [`super::runtime`]).
 //! One thread serves connections one at a time: operators, not resolvers, use it.
@@ -202,7 +203,7 @@ pub fn serve(
                 }
             }
             Err(e) => {
-                crate::log(&format!("admin API accept failed: {e}"));
+                tracing::warn!("admin API accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -248,6 +249,7 @@ fn handle(
                     "serial": snap.serial,
                     "suppressed": snap.suppressions.len(),
                     "signed": snap.dnssec.is_some(),
+                    "progress": svc.progress.reports(),
                 }),
             );
         }
@@ -339,7 +341,7 @@ impl Runtime {
                 }
                 let listener = TcpListener::bind(rt.admin_listen)
                     .map_err(|e| format!("admin API: cannot listen on {}: {e}", rt.admin_listen))?;
-                crate::log(&format!("admin API on http://{}", rt.admin_listen));
+                tracing::info!("admin API on http://{}", rt.admin_listen);
                 let (r, s, l) = (rt.clone(), svc.clone(), loaded.clone());
                 threads.push(
                     std::thread::Builder::new()
@@ -348,7 +350,7 @@ impl Runtime {
                         .map_err(|e| format!("admin API thread: {e}"))?,
                 );
             }
-            None => crate::log("admin API off: no [suppress] admin_token_file configured"),
+            None => tracing::info!("admin API off: no [suppress] admin_token_file configured"),
         }
         let (r, s, l) = (rt.clone(), svc.clone(), loaded.clone());
         threads.push(
@@ -357,20 +359,20 @@ impl Runtime {
                 .spawn(move || {
                     while !s.stopping() {
                         match r.check_file(&s, &l) {
-                            Ok(Some(o)) => crate::log(&format!(
+                            Ok(Some(o)) => tracing::info!(
                                 "suppression list edited by hand: serial {}, added {:?}, removed {:?}",
                                 o.serial, o.added, o.removed
-                            )),
+                            ),
                             Ok(None) => {}
-                            Err(m) => crate::log(&m),
+                            Err(m) => tracing::error!("{m}"),
                         }
                         if let Err(e) = r.refresh_signatures(&s, &l) {
-                            crate::log(&format!("re-signing spliced NSEC3 records failed: {e}"));
+                            tracing::error!("re-signing spliced NSEC3 records failed: {e}");
                         }
                         match r.expire(&s, &l) {
-                            Ok(Some(o)) => crate::log(&format!("suppressions expired: {:?} (serial {})", o.removed, o.serial)),
+                            Ok(Some(o)) => tracing::info!("suppressions expired: {:?} (serial {})", o.removed, o.serial),
                             Ok(None) => {}
-                            Err(e) => crate::log(&format!("expiring suppressions failed: {e}")),
+                            Err(e) => tracing::error!("expiring suppressions failed: {e}"),
                         }
                         std::thread::sleep(Duration::from_millis(500));
                     }

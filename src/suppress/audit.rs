@@ -3,31 +3,26 @@
 //! Each line says who, when, what (add, remove, expire, edit, a rejected edit,
 //! a refused API call), which domain, why, the case id and the SOA serial that
 //! carried the change. Lines are written with `O_APPEND` and fsynced before the
-//! change is reported as done.
+//! change is reported as done. The file is reopened on SIGHUP and, before each
+//! line, when it was renamed or deleted (logrotate), see [`crate::ops::reopen`].
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use crate::ops::reopen::ReopenFile;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// An open audit log.
 pub struct Audit {
-    path: PathBuf,
-    file: Mutex<File>,
+    file: Arc<ReopenFile>,
 }
 
 impl Audit {
     /// Open (or create) the log for appending.
     pub fn open(path: &Path) -> Result<Audit, String> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        // Audit lines are rare: look for a rotation before every one.
+        let file = ReopenFile::open(path, Duration::ZERO)
             .map_err(|e| format!("{}: cannot open the audit log: {e}", path.display()))?;
-        Ok(Audit {
-            path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+        Ok(Audit { file })
     }
 
     /// Append one event; a write failure is logged (the change itself already happened).
@@ -49,10 +44,9 @@ impl Audit {
             "case": case,
             "serial": serial,
         });
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let r = writeln!(f, "{line}").and_then(|_| f.sync_data());
-        if let Err(e) = r {
-            crate::log(&format!("{}: audit write failed: {e}", self.path.display()));
+        let text = format!("{line}\n");
+        if let Err(e) = self.file.append(text.as_bytes(), true) {
+            tracing::error!("{}: audit write failed: {e}", self.file.path().display());
         }
     }
 }
