@@ -325,9 +325,19 @@ fn load_with_progress(
                 if stage.load(std::sync::atomic::Ordering::Relaxed) != 0 {
                     continue;
                 }
-                if let Some(pos) = ops::progress::read_position(&cfg.zone.file) {
-                    last = pos.max(last);
-                    bar.lock().unwrap_or_else(|p| p.into_inner()).set(last);
+                match ops::progress::read_position(&cfg.zone.file) {
+                    Some(pos) if pos < size => {
+                        last = pos.max(last);
+                        bar.lock().unwrap_or_else(|p| p.into_inner()).set(last);
+                    }
+                    // Read to the end, or closed after reading: the index is being built.
+                    _ if last > 0 => {
+                        let mut b = bar.lock().unwrap_or_else(|p| p.into_inner());
+                        b.set(size);
+                        b.stage("indexing");
+                        stage.store(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => {}
                 }
             }
         });

@@ -229,6 +229,7 @@ pub struct Bar {
     every: Duration,
     last: Instant,
     printed: bool,
+    title: String,
 }
 
 impl Bar {
@@ -278,6 +279,7 @@ impl Bar {
             every,
             last: Instant::now(),
             printed: false,
+            title: task.to_string(),
         }
     }
 
@@ -312,7 +314,7 @@ impl Bar {
                 let _ = writeln!(
                     self.out,
                     "{}: done in {:.1} s",
-                    self.shared.task,
+                    self.title,
                     self.shared.start.elapsed().as_secs_f64()
                 );
             }

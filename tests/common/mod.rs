@@ -82,6 +82,8 @@ pub struct Server {
     pub dir: TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub nofile: Option<u64>,
 }
 
 /// Options for a test server.
@@ -91,6 +93,14 @@ pub struct Opts {
     pub extra_dnssec: String,
     pub extra_server: String,
     pub zone: Option<PathBuf>,
+    /// `[server] tcp_idle_timeout`.
+    pub idle_timeout: u64,
+    /// Text appended to the configuration (whole sections such as `[log]`).
+    pub extra_config: String,
+    /// Environment variables for the server process.
+    pub env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft and hard) for the server process.
+    pub nofile: Option<u64>,
 }
 
 impl Default for Opts {
@@ -100,6 +110,10 @@ impl Default for Opts {
             extra_dnssec: String::new(),
             extra_server: String::new(),
             zone: None,
+            idle_timeout: 3,
+            extra_config: String::new(),
+            env: Vec::new(),
+            nofile: None,
         }
     }
 }
@@ -133,8 +147,8 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n",
-                opts.extra_server, opts.signed, opts.extra_dnssec
+                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = {}\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n",
+                opts.idle_timeout, opts.extra_server, opts.signed, opts.extra_dnssec, opts.extra_config
             ),
         )
         .unwrap();
@@ -145,6 +159,8 @@ impl Server {
             log: d.join("server.log"),
             config,
             dir,
+            env: opts.env.clone(),
+            nofile: opts.nofile,
         };
         s.spawn();
         s
@@ -157,13 +173,29 @@ impl Server {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin())
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap();
         self.child = Some(child);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(20) {
@@ -190,6 +222,18 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("server running").id() as i32
+    }
+
+    /// Send a signal to the server process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
         }
     }
 
