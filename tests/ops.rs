@@ -514,8 +514,10 @@ fn status_shows_the_signing_pass_in_progress() {
         .unwrap();
     assert!(out.status.success());
     std::fs::write(&zone, &out.stdout).unwrap();
-    let mut o = Opts::default();
-    o.zone = Some(zone);
+    let o = Opts {
+        zone: Some(zone),
+        ..Opts::default()
+    };
     let s = Server::start("progress", o);
     let mut seen = None;
     let t = Instant::now();
