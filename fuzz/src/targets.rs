@@ -22,8 +22,11 @@ use belfry::zone::{master, ZoneBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// A target's body: the fuzzer's bytes in, a panic on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the `fuzz_targets/` file and corpus folder) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("query_handler", query_handler),
     ("query_parser", query_parser),
     ("master_file", master_file),
