@@ -131,7 +131,8 @@ struct GenerateArgs {
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Serve(_)) {
+    let serving = matches!(cli.cmd, Cmd::Serve(_));
+    if !serving {
         ops::log::init_for_command();
     }
     let r = match cli.cmd {
@@ -145,6 +146,11 @@ pub fn main() -> i32 {
     };
     match r {
         Ok(()) => 0,
+        // A server that has set up logging reports there (journald keeps the level).
+        Err(e) if serving && tracing::dispatcher::has_been_set() => {
+            tracing::error!("{e}");
+            1
+        }
         Err(e) => {
             eprintln!("belfry: {e}");
             1
@@ -288,8 +294,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     signals.wait(|| {
         tracing::info!("SIGHUP: reloading");
         ops::notify::reloading("reopening log files");
-        // The zone reload hooks in here: load and check the new zone off the query
-        // path, then hand it to the service; on error log it and keep serving.
+        // ZONE RELOAD HOOK: the zone reload goes here, before or after the reopen:
+        // load and check the new zone off the query path, hand it to the service,
+        // and on error log it and keep serving what is served.
         for e in ops::reopen::reopen_all() {
             tracing::error!("{e}");
         }
