@@ -6,6 +6,11 @@
 
 use crate::config::Config;
 use crate::handler::HandlerConfig;
+use crate::ops::{
+    self,
+    limits::{self, Budget},
+    progress::Bar,
+};
 use crate::service::{self, Service};
 use crate::suppress;
 use clap::{Args, Parser, Subcommand};
@@ -126,6 +131,10 @@ struct GenerateArgs {
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let serving = matches!(cli.cmd, Cmd::Serve(_));
+    if !serving {
+        ops::log::init_for_command();
+    }
     let r = match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::Check(a) => check(a),
@@ -137,6 +146,11 @@ pub fn main() -> i32 {
     };
     match r {
         Ok(()) => 0,
+        // A server that has set up logging reports there (journald keeps the level).
+        Err(e) if serving && tracing::dispatcher::has_been_set() => {
+            tracing::error!("{e}");
+            1
+        }
         Err(e) => {
             eprintln!("belfry: {e}");
             1
@@ -269,7 +283,10 @@ fn start_publisher(
     keys: Option<Vec<crate::dnssec::key::SigningKey>>,
 ) -> Result<(crate::publish::Publisher, Option<service::StateCfg>), String> {
     let Some(dir) = cfg.state.dir.clone() else {
-        crate::log("no [state] dir: published changes do not survive a restart");
+        tracing::warn!(
+            "{}",
+            "no [state] dir: published changes do not survive a restart"
+        );
         let loaded = load_and_report(cfg, keys)?;
         return Ok((publisher_for(cfg, loaded, true)?, None));
     };
@@ -280,12 +297,12 @@ fn start_publisher(
     let (journal, opened) =
         crate::publish::journal::Journal::open(&jpath, cfg.state.journal_max_bytes)?;
     if opened.cut_bytes > 0 {
-        crate::log(&format!(
+        tracing::warn!(
             "{}: cut {} bytes of a torn record at the end (a crash during a write); {} records kept",
             jpath.display(),
             opened.cut_bytes,
             opened.records
-        ));
+        );
     }
     let state = service::StateCfg {
         checkpoint: cpath.clone(),
@@ -323,7 +340,7 @@ fn start_publisher(
             }
         };
         let n = p.replay(entries)?;
-        crate::log(&format!(
+        tracing::info!(
             "restored serial {} from {} and {n} journal records in {:.2} s{}",
             p.snapshot().serial,
             cpath.display(),
@@ -333,13 +350,13 @@ fn start_publisher(
             } else {
                 " (signatures made again: the keys changed)"
             }
-        ));
+        );
         p.set_journal(journal);
         match crate::publish::checkpoint::Fingerprint::of(&cfg.zone.file) {
-            Ok(f) if p.fingerprint().as_ref() != Some(&f) => crate::log(&format!(
+            Ok(f) if p.fingerprint().as_ref() != Some(&f) => tracing::warn!(
                 "{} changed while belfry was stopped: reload it to publish the changes",
                 cfg.zone.file.display()
-            )),
+            ),
             _ => {}
         }
         p
@@ -361,11 +378,11 @@ fn start_publisher(
         p.set_journal(journal);
         let t = Instant::now();
         p.checkpoint(&cpath, cfg.state.journal_max_age)?;
-        crate::log(&format!(
+        tracing::info!(
             "first checkpoint written to {} in {:.2} s",
             cpath.display(),
             t.elapsed().as_secs_f64()
-        ));
+        );
         p
     };
     Ok((p, Some(state)))
@@ -377,7 +394,7 @@ fn load_and_report(
 ) -> Result<service::Loaded, String> {
     let loaded = service::load(cfg, keys)?;
     let zone = &loaded.zone;
-    crate::log(&format!(
+    tracing::info!(
         "loaded {} in {:.2} s: {} delegations ({} secure), {} records, serial {}",
         crate::name::to_text(zone.origin()),
         loaded.load_secs,
@@ -385,24 +402,56 @@ fn load_and_report(
         zone.stats().secure_delegations,
         zone.stats().records,
         zone.serial()
-    ));
+    );
     for w in zone.warnings.iter().take(20) {
-        crate::log(&format!("warning: {w}"));
+        tracing::warn!("warning: {w}");
     }
     if let Some(d) = &loaded.dnssec {
-        crate::log(&format!(
+        tracing::info!(
             "DNSSEC: {} NSEC3 records in the chain, {} DNSKEYs, prepared in {:.2} s",
             d.chain.len(),
             d.signer.dnskeys().len(),
             loaded.sign_prep_secs
-        ));
+        );
     }
     Ok(loaded)
 }
 
+/// Raise the descriptor limit and fit the TCP limit into it; the error is for `check`.
+fn descriptor_budget(cfg: &Config) -> (Option<Budget>, Result<(), String>) {
+    match limits::raise_nofile() {
+        Ok(n) => {
+            let b = Budget::new(cfg, n.soft);
+            (Some(b), b.check(cfg.server.tcp_max_connections))
+        }
+        Err(e) => (
+            None,
+            Err(format!("cannot read or raise RLIMIT_NOFILE: {e}")),
+        ),
+    }
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     let t0 = Instant::now();
-    let cfg = config_from(&a)?;
+    let mut cfg = config_from(&a)?;
+    ops::log::init(&cfg.log)?;
+    let signals = ops::Signals::install().map_err(|e| format!("signal handling: {e}"))?;
+    match descriptor_budget(&cfg) {
+        (Some(b), Err(e)) => {
+            tracing::warn!("{e}; serving with tcp_max_connections = {}", b.max_tcp());
+            cfg.server.tcp_max_connections = (b.max_tcp() as usize).max(1);
+        }
+        (None, Err(e)) => tracing::warn!("{e}"),
+        (Some(b), Ok(())) => tracing::info!(
+            "descriptor limit {}: {} for TCP connections, {} fixed, {} in reserve",
+            b.limit,
+            cfg.server.tcp_max_connections,
+            b.fixed,
+            b.reserve
+        ),
+        (None, Ok(())) => {}
+    }
+    ops::notify::status("loading the zone");
     let presign = cfg.dnssec.presign;
     let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
     let publisher = Arc::new(publisher);
@@ -411,26 +460,42 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         identity: cfg.server.identity.clone(),
         version: cfg.server.version.clone(),
     };
-    let svc = Arc::new(Service::new(publisher.clone(), handler_cfg, state));
+    let svc = Arc::new(
+        Service::new(publisher.clone(), handler_cfg, state).with_query_log(cfg.log.queries),
+    );
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
         workers: cfg.server.workers,
         tcp_max_connections: cfg.server.tcp_max_connections,
         tcp_idle_timeout: Duration::from_secs(cfg.server.tcp_idle_timeout),
         tcp_max_queries_per_connection: cfg.server.tcp_max_queries,
+        tcp_max_per_address: cfg.server.tcp_max_connections_per_address,
+        tcp_max_per_prefix: cfg.server.tcp_max_connections_per_prefix,
+        tcp_prefix_v4: cfg.server.tcp_prefix_v4,
+        tcp_prefix_v6: cfg.server.tcp_prefix_v6,
     };
     let server = crate::server::Server::start(server_cfg, svc.clone())
         .map_err(|e| format!("cannot listen: {e}"))?;
-    crate::log(&format!(
+    tracing::info!(
         "serving on {:?} with {} workers, {:.2} s after start",
         cfg.server.listen,
         cfg.server.workers,
         t0.elapsed().as_secs_f64()
-    ));
+    );
     let maint = service::spawn_maintenance(svc.clone(), presign);
     let _admin = suppress::api::start(&cfg, publisher.clone(), svc.clone())?;
-    crate::server::wait_for_signal().map_err(|e| format!("signal handling: {e}"))?;
-    crate::log("shutting down");
+    ops::notify::ready(&svc.status_line());
+    signals.wait(|| {
+        tracing::info!("SIGHUP: reopening log files");
+        ops::notify::reloading("reopening log files");
+        for e in ops::reopen::reopen_all() {
+            tracing::error!("{e}");
+        }
+        tracing::info!("log files reopened");
+        ops::notify::ready(&svc.status_line());
+    });
+    tracing::info!("shutting down");
+    ops::notify::stopping("shutting down");
     svc.stop();
     server.shutdown();
     server.wait();
@@ -438,10 +503,62 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Load for `check`, with a progress bar on a terminal (plain lines otherwise).
+fn load_with_progress(
+    cfg: &Config,
+    keys: Option<Vec<crate::dnssec::key::SigningKey>>,
+) -> Result<service::Loaded, String> {
+    let size = std::fs::metadata(&cfg.zone.file)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let bar = std::sync::Mutex::new(Bar::new("loading zone", size));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let stage = std::sync::atomic::AtomicU8::new(0);
+    std::thread::scope(|scope| {
+        // The zone file is read on a loader thread: follow its read position.
+        scope.spawn(|| {
+            let mut last = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if stage.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+                    continue;
+                }
+                match ops::progress::read_position(&cfg.zone.file) {
+                    Some(pos) if pos < size => {
+                        last = pos.max(last);
+                        bar.lock().unwrap_or_else(|p| p.into_inner()).set(last);
+                    }
+                    // Read to the end, or closed after reading: the index is being built.
+                    _ if last > 0 => {
+                        let mut b = bar.lock().unwrap_or_else(|p| p.into_inner());
+                        b.set(size);
+                        b.stage("indexing");
+                        stage.store(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let r = service::load_with(cfg, keys, &mut |s| {
+            if s == service::LoadStage::Dnssec {
+                stage.store(1, std::sync::atomic::Ordering::Relaxed);
+                let mut b = bar.lock().unwrap_or_else(|p| p.into_inner());
+                b.set(size);
+                b.stage("NSEC3 chain");
+            }
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })
+    .inspect(|_| bar.into_inner().unwrap_or_else(|p| p.into_inner()).finish())
+}
+
 fn check(a: ServeArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let cfg = config_from(&a)?;
-    let loaded = service::load(&cfg, keys_from_flags(&a)?)?;
+    let (budget, fits) = descriptor_budget(&cfg);
+    fits?;
+    let loaded = load_with_progress(&cfg, keys_from_flags(&a)?)?;
     let zone = &loaded.zone;
     let st = zone.stats().clone();
     println!(
@@ -473,6 +590,16 @@ fn check(a: ServeArgs) -> Result<(), String> {
     let admin_warnings = suppress::api::preflight(&cfg)?;
     let p = publisher_for(&cfg, loaded, false)?;
     println!("  suppressions:        {}", p.list().1.len());
+    if let Some(b) = budget {
+        println!(
+            "  descriptors:         {} (TCP {} of at most {}, {} fixed, {} in reserve)",
+            b.limit,
+            cfg.server.tcp_max_connections,
+            b.max_tcp(),
+            b.fixed,
+            b.reserve
+        );
+    }
     for w in warnings.iter().chain(admin_warnings.iter()) {
         println!("warning: {w}");
     }
@@ -503,10 +630,13 @@ fn generate(a: GenerateArgs) -> Result<(), String> {
         seed: a.seed,
     };
     let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let bar = Bar::new("generating", a.delegations as u64);
+    let mut w = ops::progress::DelegationCounter::new(
+        std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
+        bar,
+    );
     let st = crate::zone::generate::write_zone(&p, &mut w).map_err(|e| format!("writing: {e}"))?;
-    use std::io::Write;
-    w.flush().map_err(|e| format!("writing: {e}"))?;
+    w.finish().map_err(|e| format!("writing: {e}"))?;
     eprintln!(
         "generated {} delegations ({} secure, {} with glue), {} records",
         st.delegations, st.secure, st.with_glue, st.records

@@ -38,6 +38,9 @@ pub struct Config {
     /// Where published state is kept across restarts (journal, checkpoints).
     #[serde(default)]
     pub state: StateSection,
+    /// Server logging.
+    #[serde(default)]
+    pub log: LogSection,
 }
 
 fn default_journal_bytes() -> u64 {
@@ -95,6 +98,18 @@ fn default_tcp_idle() -> u64 {
 fn default_payload() -> u16 {
     1232
 }
+fn default_tcp_per_address() -> usize {
+    64
+}
+fn default_tcp_per_prefix() -> usize {
+    256
+}
+fn default_prefix_v4() -> u8 {
+    24
+}
+fn default_prefix_v6() -> u8 {
+    56
+}
 
 /// `[server]`: listeners and limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +130,18 @@ pub struct ServerSection {
     /// Most queries on one TCP connection (0 = no limit).
     #[serde(default)]
     pub tcp_max_queries: usize,
+    /// Most TCP connections open at once from one client address.
+    #[serde(default = "default_tcp_per_address")]
+    pub tcp_max_connections_per_address: usize,
+    /// Most TCP connections open at once from one client prefix (see `tcp_prefix_v4`/`_v6`).
+    #[serde(default = "default_tcp_per_prefix")]
+    pub tcp_max_connections_per_prefix: usize,
+    /// IPv4 prefix length that counts as one client network for TCP limits.
+    #[serde(default = "default_prefix_v4")]
+    pub tcp_prefix_v4: u8,
+    /// IPv6 prefix length that counts as one client network for TCP limits.
+    #[serde(default = "default_prefix_v6")]
+    pub tcp_prefix_v6: u8,
     /// Largest UDP answer with EDNS (RFC 6891; 1232 avoids fragmentation).
     #[serde(default = "default_payload")]
     pub max_udp_payload: u16,
@@ -132,6 +159,10 @@ impl Default for ServerSection {
             tcp_max_connections: default_tcp_max(),
             tcp_idle_timeout: default_tcp_idle(),
             tcp_max_queries: 0,
+            tcp_max_connections_per_address: default_tcp_per_address(),
+            tcp_max_connections_per_prefix: default_tcp_per_prefix(),
+            tcp_prefix_v4: default_prefix_v4(),
+            tcp_prefix_v6: default_prefix_v6(),
             max_udp_payload: default_payload(),
             identity: None,
             version: None,
@@ -329,6 +360,56 @@ impl Default for SuppressSection {
     }
 }
 
+fn default_filter() -> String {
+    "info".into()
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `journal` when standard error is systemd's journal stream, `text` otherwise.
+    Auto,
+    /// Human lines with RFC 3339 UTC timestamps.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// `<priority>` prefixes and no timestamps, for journald (sd-daemon(3)).
+    Journal,
+}
+
+/// `[log]`: server logging (see [`crate::ops::log`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Level or `EnvFilter` directives (`info`, `warn,belfry::query=info`); `BELFRY_LOG`/`RUST_LOG` win.
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// `auto` (default), `text`, `json` or `journal`.
+    #[serde(default = "default_format")]
+    pub format: LogFormat,
+    /// Write to this file (reopened after rotation) instead of standard error.
+    pub file: Option<PathBuf>,
+    /// Log every query (target `belfry::query`, level info); off by default.
+    #[serde(default)]
+    pub queries: bool,
+}
+
+fn default_format() -> LogFormat {
+    LogFormat::Auto
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            filter: default_filter(),
+            format: LogFormat::Auto,
+            file: None,
+            queries: false,
+        }
+    }
+}
+
 impl Config {
     /// Read and check a configuration file; relative paths become relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -382,6 +463,9 @@ impl Config {
         if let Some(p) = c.state.dir.as_mut() {
             fix(p);
         }
+        if let Some(p) = c.log.file.as_mut() {
+            fix(p);
+        }
         c.check(path)?;
         Ok(c)
     }
@@ -405,6 +489,22 @@ impl Config {
         }
         if self.server.tcp_max_connections == 0 {
             return bad("[server] tcp_max_connections must be at least 1".into());
+        }
+        if self.server.tcp_max_connections_per_address == 0
+            || self.server.tcp_max_connections_per_prefix == 0
+        {
+            return bad(
+                "[server] tcp_max_connections_per_address and _per_prefix must be at least 1"
+                    .into(),
+            );
+        }
+        if self.server.tcp_prefix_v4 > 32 || self.server.tcp_prefix_v6 > 128 {
+            return bad(
+                "[server] tcp_prefix_v4 is at most 32 and tcp_prefix_v6 at most 128".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return bad(format!("[log] filter {:?}: {e}", self.log.filter));
         }
         if let Err(e) = crate::name::from_text(&self.zone.origin, &[0]) {
             return bad(format!("[zone] origin: {e}"));
@@ -542,5 +642,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("not hex"), "{}", e.0);
+    }
+
+    #[test]
+    fn log_section_and_tcp_client_limits() {
+        let c = Config::parse(
+            Path::new("/etc/belfry/belfry.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[log]\nformat = \"json\"\nfile = \"belfry.log\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.file, Some(PathBuf::from("/etc/belfry/belfry.log")));
+        assert!(!c.log.queries, "query logging is off by default");
+        assert_eq!(c.server.tcp_prefix_v4, 24);
+        assert_eq!(c.server.tcp_prefix_v6, 56);
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"x\"\n[log]\nformat = \"xml\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("b.toml:5:"), "{}", e.0);
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[zone]\norigin = \"be.\"\nfile = \"x\"\n[log]\nfilter = \"belfry=loud\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("[log] filter"), "{}", e.0);
+        let e = Config::parse(
+            Path::new("b.toml"),
+            "[server]\ntcp_prefix_v4 = 33\n[zone]\norigin = \"be.\"\nfile = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("tcp_prefix_v4"), "{}", e.0);
     }
 }

@@ -12,7 +12,8 @@
 //! - [`config`], [`cli`]: configuration file and command line;
 //! - [`tsig`], [`acl`]: transaction signatures (RFC 8945) and who may transfer, notify, update;
 //! - [`update`]: RFC 2136 dynamic update parsing, prerequisites and application;
-//! - [`xfr`]: inbound AXFR/IXFR, NOTIFY messages; [`serial`]: RFC 1982 serial arithmetic.
+//! - [`xfr`]: inbound AXFR/IXFR, NOTIFY messages; [`serial`]: RFC 1982 serial arithmetic;
+//! - [`ops`]: logging, signals, systemd notification, descriptor limits, progress.
 
 pub mod acl;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod dnssec;
 pub mod handler;
 pub mod keys;
 pub mod name;
+pub mod ops;
 pub mod publish;
 pub mod serial;
 pub mod server;
@@ -31,16 +33,3 @@ pub mod update;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
-
-/// Write one log line to standard error, with a UTC timestamp.
-pub fn log(msg: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    eprintln!(
-        "{h:02}:{m:02}:{s:02}.{:03} belfry: {msg}",
-        now.subsec_millis()
-    );
-}

@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::dnssec::{self, Dnssec, Signer};
 use crate::handler::{self, HandlerConfig};
+use crate::ops::progress::{Board, Progress};
 use crate::publish::change::Change;
 use crate::publish::{self, Publisher};
 use crate::zone::{self, NodeRef, SetRef, Zone, APEX_SHARD};
@@ -27,13 +28,35 @@ pub struct Loaded {
     pub sign_prep_secs: f64,
 }
 
+/// A stage of [`load_with`], announced as it begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStage {
+    /// Reading and indexing the master file.
+    ZoneFile,
+    /// Reading keys and building the NSEC3 chain.
+    Dnssec,
+}
+
 /// Load the zone and keys named by a configuration, checking everything.
 pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<Loaded, String> {
+    load_with(cfg, keys, &mut |_| {})
+}
+
+/// [`load`], calling `stage` as each stage begins (for progress displays).
+pub fn load_with(
+    cfg: &Config,
+    keys: Option<Vec<dnssec::key::SigningKey>>,
+    stage: &mut dyn FnMut(LoadStage),
+) -> Result<Loaded, String> {
     let t0 = Instant::now();
+    stage(LoadStage::ZoneFile);
     let mut zone =
         zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
     let load_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    if cfg.dnssec.enabled {
+        stage(LoadStage::Dnssec);
+    }
     let dnssec = if cfg.dnssec.enabled {
         let keys = match keys {
             Some(k) => k,
@@ -74,6 +97,9 @@ pub struct Service {
     /// Signatures made by the start-up pass.
     pub presigned: AtomicUsize,
     state: Option<StateCfg>,
+    log_queries: bool,
+    /// Long work in progress (signing pass, ...), for `GET /v1/status`.
+    pub progress: Arc<Board>,
 }
 
 impl Service {
@@ -89,7 +115,25 @@ impl Service {
             fully_signed: AtomicBool::new(false),
             presigned: AtomicUsize::new(0),
             state,
+            log_queries: false,
+            progress: Board::new(),
         }
+    }
+
+    /// Log every query (target [`crate::ops::log::QUERY_TARGET`]); off unless asked for.
+    pub fn with_query_log(mut self, on: bool) -> Service {
+        self.log_queries = on;
+        self
+    }
+
+    /// One line for the systemd status: what is served.
+    pub fn status_line(&self) -> String {
+        let snap = self.publisher.snapshot();
+        format!(
+            "serving {} serial {}",
+            crate::name::to_text(snap.zone.origin()),
+            snap.serial
+        )
     }
 
     /// Answer one message (sans-IO).
@@ -113,12 +157,40 @@ impl crate::server::Answerer for Service {
     fn answer(
         &self,
         query: &[u8],
-        _peer: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.answer_bytes(query, transport == crate::server::Transport::Tcp, out)
+        let sent = self.answer_bytes(query, transport == crate::server::Transport::Tcp, out);
+        if self.log_queries {
+            log_query(query, peer, transport, sent.then_some(out.as_slice()));
+        }
+        sent
     }
+}
+
+/// One query log line: client, transport, name, type, rcode and size of the answer.
+fn log_query(
+    query: &[u8],
+    peer: std::net::SocketAddr,
+    transport: crate::server::Transport,
+    answer: Option<&[u8]>,
+) {
+    let (qname, qtype) = match crate::wire::query::parse_query(query) {
+        Ok(q) => (crate::name::to_text(q.qname), q.qtype.0),
+        Err(_) => ("-".to_string(), 0),
+    };
+    let rcode = answer.and_then(|a| a.get(3)).map(|b| b & 0x0F);
+    tracing::info!(
+        target: crate::ops::log::QUERY_TARGET,
+        client = %peer,
+        transport = ?transport,
+        qname = %qname,
+        qtype,
+        rcode = ?rcode,
+        size = answer.map(|a| a.len()).unwrap_or(0),
+        "query"
+    );
 }
 
 /// Sign every RRset and NSEC3 record of a version that has no signature yet,
@@ -128,6 +200,25 @@ pub fn sign_missing(
     threads: usize,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<usize, dnssec::SignError> {
+    sign_missing_with(snap, threads, stop, &|_, _| {})
+}
+
+/// [`sign_missing`], calling `progress(done, total)` (in shards of the zone and
+/// of the chain) as the work goes on.
+pub fn sign_missing_with(
+    snap: &handler::Snapshot,
+    threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<usize, dnssec::SignError> {
+    let total = (zone::SHARDS + dnssec::chain::CHAIN_SHARDS) as u64;
+    let finished = std::sync::atomic::AtomicU64::new(0);
+    let tick = || {
+        let d = finished.fetch_add(1, Ordering::Relaxed) + 1;
+        if d % 64 == 0 || d == total {
+            progress(d, total);
+        }
+    };
     let Some(d) = snap.dnssec.as_deref() else {
         return Ok(0);
     };
@@ -163,6 +254,7 @@ pub fn sign_missing(
         match sign_shard(d, zone.shard(i), i as u32) {
             Ok(n) => {
                 total.fetch_add(n, Ordering::Relaxed);
+                tick();
             }
             Err(e) => {
                 *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -192,6 +284,7 @@ pub fn sign_missing(
         if s >= dnssec::chain::CHAIN_SHARDS {
             return;
         }
+        tick();
         for pos in d.chain.positions_in(s) {
             if d.chain.slot(pos).load().is_some() {
                 continue;
@@ -273,12 +366,13 @@ fn maintenance(svc: &Service, presign: bool) {
         if let Some(d) = snap.dnssec.as_deref() {
             if Instant::now() >= next_resign && svc.fully_signed.load(Ordering::Relaxed) {
                 match svc.publisher.apply(Change::Resign, "belfry", None) {
-                    Ok(o) => crate::log(&format!(
+                    Ok(o) => tracing::info!(
                         "re-signed {} signatures due for refresh (serial {})",
-                        o.signatures, o.serial
-                    )),
+                        o.signatures,
+                        o.serial
+                    ),
                     Err(crate::publish::change::ChangeError::Unchanged) => {}
-                    Err(e) => crate::log(&format!("re-signing failed: {e}")),
+                    Err(e) => tracing::error!("re-signing failed: {e}"),
                 }
                 let period = (d.signer.policy().refresh / 4).clamp(1, 60);
                 next_resign = Instant::now() + Duration::from_secs(period as u64);
@@ -286,13 +380,29 @@ fn maintenance(svc: &Service, presign: bool) {
         }
         if presign && snap.dnssec.is_some() && signed_serial != Some(snap.serial) {
             let t = Instant::now();
-            match sign_missing(&snap, threads, &|| svc.stopping()) {
+            let progress =
+                std::sync::Mutex::new(Progress::start("signing", 0, Some(&svc.progress)));
+            let r = sign_missing_with(&snap, threads, &|| svc.stopping(), &|done, total| {
+                progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set(done, total)
+            });
+            let took = progress
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish();
+            if took >= crate::ops::progress::LOG_EVERY {
+                // Progress lines replaced the systemd status: put it back.
+                crate::ops::notify::status(&svc.status_line());
+            }
+            match r {
                 Ok(n) => {
                     if n > 0 {
-                        crate::log(&format!(
+                        tracing::info!(
                             "signed {n} RRsets and NSEC3 records in {:.1} s",
                             t.elapsed().as_secs_f64()
-                        ));
+                        );
                     }
                     svc.presigned.fetch_add(n, Ordering::Relaxed);
                     // Complete only if no change was published meanwhile.
@@ -302,7 +412,7 @@ fn maintenance(svc: &Service, presign: bool) {
                         svc.publisher.mark_fully_signed();
                     }
                 }
-                Err(e) => crate::log(&format!("signing failed: {e}")),
+                Err(e) => tracing::error!("signing failed: {e}"),
             }
         }
         drop(snap);
@@ -315,14 +425,14 @@ fn maintenance(svc: &Service, presign: bool) {
                 let t = Instant::now();
                 match svc.publisher.checkpoint(&st.checkpoint, st.journal_max_age) {
                     Ok(s) => {
-                        crate::log(&format!(
+                        tracing::info!(
                             "checkpoint of serial {s} written in {:.2} s",
                             t.elapsed().as_secs_f64()
-                        ));
+                        );
                         checkpoint_serial = s;
                         checkpointed_signed |= signed_now;
                     }
-                    Err(e) => crate::log(&format!("checkpoint failed: {e}")),
+                    Err(e) => tracing::error!("checkpoint failed: {e}"),
                 }
                 next_checkpoint = Instant::now() + st.interval;
             }
@@ -340,11 +450,12 @@ fn maintenance(svc: &Service, presign: bool) {
                 .publisher
                 .apply(Change::Expire { names: due }, "belfry", None)
             {
-                Ok(o) => crate::log(&format!(
+                Ok(o) => tracing::info!(
                     "suppressions expired: {:?} (serial {})",
-                    o.removed, o.serial
-                )),
-                Err(e) => crate::log(&format!("expiring suppressions failed: {e}")),
+                    o.removed,
+                    o.serial
+                ),
+                Err(e) => tracing::error!("expiring suppressions failed: {e}"),
             }
         }
         std::thread::sleep(Duration::from_millis(500));

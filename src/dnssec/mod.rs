@@ -316,8 +316,6 @@ fn report_failure(e: &SignError) {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
-        crate::log(&format!(
-            "DNSSEC: {e}; answering SERVFAIL to DO=1 queries that need it"
-        ));
+        tracing::error!("DNSSEC: {e}; answering SERVFAIL to DO=1 queries that need it");
     }
 }

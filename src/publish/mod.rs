@@ -746,7 +746,7 @@ impl Publisher {
                 if let Err(e) = write_list_file(p, serial, new_list.values()) {
                     if let Some(j) = st.sinks.journal.as_mut() {
                         if let Err(x) = j.undo_last() {
-                            crate::log(&format!("journal: {x}"));
+                            tracing::error!("journal: {x}");
                         }
                     }
                     if let Some(a) = &st.sinks.audit {

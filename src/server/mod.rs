@@ -11,7 +11,8 @@
 //!   per query.
 //! - TCP: one multi-threaded runtime; an accept loop per address, a task per
 //!   connection, length-prefixed messages answered in order (pipelining), an
-//!   idle timeout, a connection limit and a per-connection query limit.
+//!   idle timeout, a connection limit, limits per client address and per client
+//!   prefix (so one client cannot hold every slot) and a per-connection query limit.
 //!
 //! It must not parse or build DNS messages beyond the TCP length prefix.
 
@@ -57,6 +58,14 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Most queries on one TCP connection (0 = no limit).
     pub tcp_max_queries_per_connection: usize,
+    /// Most TCP connections open at once from one client address.
+    pub tcp_max_per_address: usize,
+    /// Most TCP connections open at once from one client prefix.
+    pub tcp_max_per_prefix: usize,
+    /// IPv4 prefix length of a client network for `tcp_max_per_prefix`.
+    pub tcp_prefix_v4: u8,
+    /// IPv6 prefix length of a client network for `tcp_max_per_prefix`.
+    pub tcp_prefix_v6: u8,
 }
 
 /// A running server.
@@ -127,21 +136,4 @@ impl Server {
         }
         self.tcp.wait();
     }
-}
-
-/// Block until SIGTERM or SIGINT.
-pub fn wait_for_signal() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        Ok(())
-    })
 }

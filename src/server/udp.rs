@@ -42,7 +42,7 @@ pub fn worker<A: Answerer>(socks: Vec<UdpSocket>, answerer: Arc<A>, stop: Arc<At
     {
         Ok(rt) => rt,
         Err(e) => {
-            crate::log(&format!("UDP worker cannot start its runtime: {e}"));
+            tracing::error!("UDP worker cannot start its runtime: {e}");
             return;
         }
     };
@@ -54,7 +54,7 @@ pub fn worker<A: Answerer>(socks: Vec<UdpSocket>, answerer: Arc<A>, stop: Arc<At
             tasks.push(tokio::task::spawn_local(async move {
                 match tokio::net::UdpSocket::from_std(s) {
                     Ok(sock) => serve_socket(sock, a, st).await,
-                    Err(e) => crate::log(&format!("UDP socket: {e}")),
+                    Err(e) => tracing::error!("UDP socket: {e}"),
                 }
             }));
         }
@@ -116,7 +116,7 @@ async fn serve_socket<A: Answerer>(
         match tokio::time::timeout(Duration::from_millis(250), sock.readable()).await {
             Err(_) => continue,
             Ok(Err(e)) => {
-                crate::log(&format!("UDP readiness error: {e}"));
+                tracing::warn!("UDP readiness error: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }

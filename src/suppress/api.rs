@@ -613,6 +613,7 @@ async fn handle(
                         .unwrap_or(0),
                     delegations: snap.zone.stats().delegations,
                     next_change: p.next_change_id(),
+                    progress: ctx.service.progress.reports(),
                 },
             )
         }
@@ -769,7 +770,7 @@ async fn accept_loop(
                 Err(_) => continue,
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
-                    crate::log(&format!("admin API accept failed: {e}"));
+                    tracing::error!("admin API accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -905,7 +906,7 @@ pub fn start(
 ) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
     let s = &cfg.suppress;
     for w in preflight(cfg)? {
-        crate::log(&format!("warning: {w}"));
+        tracing::warn!("warning: {w}");
     }
     let mut threads = Vec::new();
     let audit = match &s.audit_log {
@@ -924,11 +925,11 @@ pub fn start(
             listener
                 .set_nonblocking(true)
                 .map_err(|e| format!("admin API: {e}"))?;
-            crate::log(&format!(
+            tracing::info!(
                 "admin API on {}://{}",
                 if tls.is_some() { "https" } else { "http" },
                 s.admin_listen
-            ));
+            );
             let ctx = Arc::new(ApiContext::new(
                 publisher.clone(),
                 service,
@@ -947,21 +948,24 @@ pub fn start(
                         {
                             Ok(rt) => rt,
                             Err(e) => {
-                                crate::log(&format!("admin API cannot start its runtime: {e}"));
+                                tracing::error!("admin API cannot start its runtime: {e}");
                                 return;
                             }
                         };
                         rt.block_on(async move {
                             match tokio::net::TcpListener::from_std(listener) {
                                 Ok(l) => accept_loop(l, ctx, tls).await,
-                                Err(e) => crate::log(&format!("admin API: {e}")),
+                                Err(e) => tracing::info!("admin API: {e}"),
                             }
                         });
                     })
                     .map_err(|e| format!("admin API thread: {e}"))?,
             );
         }
-        None => crate::log("admin API off: no [suppress] admin_token_file configured"),
+        None => tracing::warn!(
+            "{}",
+            "admin API off: no [suppress] admin_token_file configured"
+        ),
     }
     if let Some(path) = &s.file {
         let real = super::list::resolve(path)?;

@@ -5,12 +5,13 @@
 //! carried the change. Lines are written with `O_APPEND` and fsynced before the
 //! change is reported as done; a failed write is cut back off (no torn line).
 //! Every field is cut to [`FIELD_MAX`] characters, so no request can grow the
-//! log by more than a bounded line.
+//! log by more than a bounded line. The file is reopened on SIGHUP and, before
+//! each write, when it was renamed or deleted (logrotate), see [`crate::ops::reopen`].
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use crate::ops::reopen::ReopenFile;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Most characters of one field of an audit line.
 pub const FIELD_MAX: usize = 1024;
@@ -40,22 +41,16 @@ pub struct Line {
 
 /// An open audit log.
 pub struct Audit {
-    path: PathBuf,
-    file: Mutex<File>,
+    file: Arc<ReopenFile>,
 }
 
 impl Audit {
     /// Open (or create) the log for appending.
     pub fn open(path: &Path) -> Result<Audit, String> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        // Audit lines are rare: look for a rotation before every one.
+        let file = ReopenFile::open(path, Duration::ZERO)
             .map_err(|e| format!("{}: cannot open the audit log: {e}", path.display()))?;
-        Ok(Audit {
-            path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+        Ok(Audit { file })
     }
 
     /// Append the lines of one change in one write and fsync them; an error means
@@ -77,16 +72,12 @@ impl Audit {
             text.push_str(&v.to_string());
             text.push('\n');
         }
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let start = f.metadata().map(|m| m.len()).ok();
-        let r = f.write_all(text.as_bytes()).and_then(|_| f.sync_data());
-        if r.is_err() {
-            // No torn line: cut what part of the batch was written.
-            if let Some(len) = start {
-                let _ = f.set_len(len);
-            }
-        }
-        r.map_err(|e| format!("{}: cannot write the audit log: {e}", self.path.display()))
+        self.file.append(text.as_bytes(), true).map_err(|e| {
+            format!(
+                "{}: cannot write the audit log: {e}",
+                self.file.path().display()
+            )
+        })
     }
 
     /// Append one event; a write failure is logged (the change itself already happened).
@@ -108,16 +99,9 @@ impl Audit {
             "case": bound(case),
             "serial": serial,
         });
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let start = f.metadata().map(|m| m.len()).ok();
-        let r = writeln!(f, "{line}").and_then(|_| f.sync_data());
-        if r.is_err() {
-            if let Some(len) = start {
-                let _ = f.set_len(len);
-            }
-        }
-        if let Err(e) = r {
-            crate::log(&format!("{}: audit write failed: {e}", self.path.display()));
+        let text = format!("{line}\n");
+        if let Err(e) = self.file.append(text.as_bytes(), true) {
+            tracing::error!("{}: audit write failed: {e}", self.file.path().display());
         }
     }
 }

@@ -204,6 +204,9 @@ pub struct StatusResponse {
     pub delegations: usize,
     /// The id the next change will get.
     pub next_change: u64,
+    /// Long work under way (`task`, `done`, `total`, `percent`, `elapsed_seconds`, `eta_seconds`).
+    #[serde(default)]
+    pub progress: Vec<crate::ops::progress::Report>,
 }
 
 /// What became of a change (`GET /v1/changes/<id>`, `GET /v1/requests/<request id>`).

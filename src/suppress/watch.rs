@@ -413,14 +413,14 @@ pub fn spawn(
             while !publisher.stopping() {
                 for ev in w.check(&publisher, audit.as_deref()) {
                     match ev {
-                        Event::Applied(o) => crate::log(&format!(
+                        Event::Applied(o) => tracing::info!(
                             "suppression list edited by hand: change {}, serial {}, added {}, lifted {}",
                             o.id,
                             o.serial,
                             o.added.len(),
                             o.removed.len()
-                        )),
-                        Event::Problem(m) => crate::log(&m),
+                        ),
+                        Event::Problem(m) => tracing::info!("{}", &m),
                     }
                 }
                 std::thread::sleep(Duration::from_millis(200));

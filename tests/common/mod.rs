@@ -82,6 +82,8 @@ pub struct Server {
     pub dir: TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub nofile: Option<u64>,
 }
 
 /// Options for a test server.
@@ -93,6 +95,14 @@ pub struct Opts {
     /// More lines of the `[suppress]` section.
     pub extra_suppress: String,
     pub zone: Option<PathBuf>,
+    /// `[server] tcp_idle_timeout`.
+    pub idle_timeout: u64,
+    /// Text appended to the configuration (whole sections such as `[log]`).
+    pub extra_config: String,
+    /// Environment variables for the server process.
+    pub env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft and hard) for the server process.
+    pub nofile: Option<u64>,
 }
 
 impl Default for Opts {
@@ -103,6 +113,10 @@ impl Default for Opts {
             extra_server: String::new(),
             extra_suppress: String::new(),
             zone: None,
+            idle_timeout: 3,
+            extra_config: String::new(),
+            env: Vec::new(),
+            nofile: None,
         }
     }
 }
@@ -136,8 +150,34 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = 3\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n",
-                opts.extra_server, opts.signed, opts.extra_dnssec, opts.extra_suppress
+                "[server]
+listen = [\"127.0.0.1:{port}\"]
+workers = 2
+tcp_idle_timeout = {}
+{}
+[zone]
+origin = \"be.\"
+file = \"be.zone\"
+[dnssec]
+enabled = {}
+key_dir = \"keys\"
+{}
+[suppress]
+file = \"suppressions.toml\"
+audit_log = \"audit.log\"
+admin_listen = \"127.0.0.1:{admin_port}\"
+admin_token_file = \"admin.token\"
+{}
+[state]
+dir = \"state\"
+{}
+",
+                opts.idle_timeout,
+                opts.extra_server,
+                opts.signed,
+                opts.extra_dnssec,
+                opts.extra_suppress,
+                opts.extra_config
             ),
         )
         .unwrap();
@@ -148,6 +188,8 @@ impl Server {
             log: d.join("server.log"),
             config,
             dir,
+            env: opts.env.clone(),
+            nofile: opts.nofile,
         };
         s.spawn();
         s
@@ -160,13 +202,29 @@ impl Server {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin())
-            .args(["serve", "--config"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap();
         self.child = Some(child);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(20) {
@@ -193,6 +251,18 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("server running").id() as i32
+    }
+
+    /// Send a signal to the server process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
         }
     }
 
