@@ -455,6 +455,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let presign = cfg.dnssec.presign;
     let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
     let publisher = Arc::new(publisher);
+    if publisher.write_list_file_if_missing()? {
+        tracing::info!("wrote the suppression list file (it was missing)");
+    }
     let handler_cfg = HandlerConfig {
         max_udp_payload: cfg.server.max_udp_payload,
         identity: cfg.server.identity.clone(),

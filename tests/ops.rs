@@ -508,9 +508,21 @@ fn idle_tcp_flood_at_the_usual_1024_descriptor_limit_leaves_the_admin_api() {
     // test above), but the descriptors kept in reserve still serve the rest.
     others_still_served(&s, false);
     // Files can still be opened: a hand edit of the list is read and applied.
+    // A hand edit carries the serial the server last wrote and the end line.
+    let list = s.dir.0.join("suppressions.toml");
+    let text = std::fs::read_to_string(&list).unwrap_or_default();
+    let serial = text
+        .lines()
+        .find(|l| l.starts_with("serial = "))
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| {
+            let v: serde_json::Value =
+                serde_json::from_str(&s.api("GET", "/v1/status", None, Some(TOKEN)).1).unwrap();
+            format!("serial = {}", v["serial"])
+        });
     std::fs::write(
-        s.dir.0.join("suppressions.toml"),
-        "[[suppression]]\ndomain = \"insecure.be.\"\nreason = \"r\"\ncase = \"c\"\nadded_by = \"x\"\nadded_at = \"2026-11-24T10:00:00Z\"\n",
+        &list,
+        format!("{serial}\n[[suppression]]\ndomain = \"insecure.be.\"\nreason = \"r\"\ncase = \"c\"\nadded_by = \"x\"\nadded_at = \"2026-11-24T10:00:00Z\"\n# end of list\n"),
     )
     .unwrap();
     wait_for(10, "the hand edit to apply", || {
@@ -555,7 +567,8 @@ fn status_shows_the_signing_pass_in_progress() {
     }
     let task = seen.unwrap_or_else(|| panic!("no signing progress seen; log:\n{}", s.log_text()));
     let total = task["total"].as_u64().unwrap();
-    assert!(total > 150_000, "{task}");
+    // Counted in shards of the zone and of the NSEC3 chain.
+    assert!(total >= 4096, "{task}");
     assert!(task["percent"].as_f64().unwrap() <= 100.0, "{task}");
     assert!(
         task["eta_seconds"].is_number() || task["eta_seconds"].is_null(),

@@ -1379,6 +1379,21 @@ impl Publisher {
         Ok(n)
     }
 
+    /// Write the list file when it does not exist (a first start, or a file deleted
+    /// while belfry was stopped): the list in force, under the served serial.
+    pub fn write_list_file_if_missing(&self) -> Result<bool, String> {
+        let st = self.lock();
+        let Some(p) = &st.sinks.list_file else {
+            return Ok(false);
+        };
+        if p.exists() {
+            return Ok(false);
+        }
+        let serial = self.current.load().serial;
+        write_list_file(p, serial, st.list.values())?;
+        Ok(true)
+    }
+
     /// Attach a journal (after a replay from it).
     pub fn set_journal(&self, j: journal::Journal) {
         self.lock().sinks.journal = Some(j);
