@@ -39,9 +39,18 @@ pub fn load(cfg: &Config, keys: Option<Vec<dnssec::key::SigningKey>>) -> Result<
             Some(k) => k,
             None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
         };
-        Some(Arc::new(Signer::new(&zone, keys, cfg.policy()).map_err(
-            |e| format!("{}: {e}", cfg.dnssec.key_dir.display()),
-        )?))
+        let mut signer = Signer::new(&zone, keys, cfg.policy())
+            .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
+        if let Some(owner) = dnssec::fault_from_env()? {
+            crate::log(&format!(
+                "FAULT INJECTION ({}): every signature over RRsets owned by {} will fail; \
+                 for testing only, never set it on a production server",
+                dnssec::FAULT_SIGN_ENV,
+                crate::name::to_text(&owner)
+            ));
+            signer.inject_sign_fault(Some(&owner));
+        }
+        Some(Arc::new(signer))
     } else {
         None
     };
@@ -133,13 +142,13 @@ impl Service {
             if let Some(signed) = snap.dnssec.as_ref() {
                 if Instant::now() >= next_sweep {
                     let t = Instant::now();
-                    match signed.signer.refresh_all(&snap.zone, &self.stop, presign) {
-                        Ok(n) if n > 0 => crate::log(&format!(
+                    // RRsets that cannot be signed are counted and logged by the signer.
+                    let n = signed.signer.refresh_all(&snap.zone, &self.stop, presign);
+                    if n > 0 {
+                        crate::log(&format!(
                             "signed {n} RRsets in {:.1} s",
                             t.elapsed().as_secs_f64()
-                        )),
-                        Ok(_) => {}
-                        Err(e) => crate::log(&format!("signing failed: {e}")),
+                        ));
                     }
                     if let Err(e) = signed.refresh_soa(&snap.zone) {
                         crate::log(&format!("signing the SOA failed: {e}"));

@@ -15,6 +15,13 @@
 //! and re-made before it expires. The query path reads a slot (an atomic
 //! pointer load) and copies bytes; it signs only when a slot is empty or stale.
 //! Delegation NS RRsets and glue are never signed (RFC 4035 §2.2).
+//!
+//! A signature that cannot be made (a key error, a signature that does not
+//! verify, or the fault injected by [`FAULT_SIGN_ENV`]) is never hidden: the
+//! writers return [`SigningFailed`] so the handler answers SERVFAIL instead of
+//! an unsigned answer a validator would call bogus, and the signer counts it
+//! ([`Signer::signing_failures`]) and logs it, at most one line per
+//! [`FAILURE_LOG_INTERVAL`] seconds.
 
 pub mod chain;
 pub mod key;
@@ -28,7 +35,7 @@ use crate::zone::{Zone, APEX, BELOW_CUT, DELEGATION};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use chain::{Chain, Nsec3Params, Splice};
 use key::SigningKey;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Signing policy from the configuration.
@@ -72,6 +79,36 @@ impl std::fmt::Display for SignError {
 }
 
 impl std::error::Error for SignError {}
+
+/// A signature an answer needs could not be made and no valid one is cached; the
+/// signer has counted and logged it. The answer must not go out unsigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigningFailed;
+
+/// Environment variable naming an owner whose RRsets cannot be signed: a fault
+/// injected for tests of the failure path, read once at start and logged loudly.
+pub const FAULT_SIGN_ENV: &str = "BELFRY_FAULT_SIGN";
+
+/// Seconds between two log lines about signing failures (the rest are only counted).
+pub const FAILURE_LOG_INTERVAL: u32 = 10;
+
+/// The owner named by [`FAULT_SIGN_ENV`], lowercase wire form, when the variable is set.
+pub fn fault_from_env() -> Result<Option<Vec<u8>>, String> {
+    match std::env::var(FAULT_SIGN_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            let text = v.trim();
+            let text = if text.ends_with('.') {
+                text.to_string()
+            } else {
+                format!("{text}.")
+            };
+            let wire = name::from_text(&text, &[0])
+                .map_err(|e| format!("{FAULT_SIGN_ENV}={v}: not a domain name: {e}"))?;
+            Ok(Some(name::to_lowercase(&wire)))
+        }
+        _ => Ok(None),
+    }
+}
 
 /// Room for the RRSIGs of one RRset kept inside the cache entry itself: one
 /// ECDSA P-256 or Ed25519 signature by a single key fits, so the query path
@@ -222,6 +259,12 @@ pub struct Signer {
     chain_sigs: Box<[ArcSwapOption<SigSet>]>,
     dnskey_sigs: ArcSwapOption<SigSet>,
     nsec3param_sigs: ArcSwapOption<SigSet>,
+    /// Owner whose RRsets fail to sign (fault injection, see [`FAULT_SIGN_ENV`]).
+    fault_owner: Option<Box<[u8]>>,
+    /// Signatures that could not be made, since start.
+    failures: AtomicU64,
+    /// When (seconds since the epoch) a signing failure was last logged.
+    failure_logged: AtomicU32,
 }
 
 /// Whether an RRset of a node is signed (authoritative data only).
@@ -295,7 +338,42 @@ impl Signer {
             set_owner,
             dnskey_sigs: ArcSwapOption::empty(),
             nsec3param_sigs: ArcSwapOption::empty(),
+            fault_owner: None,
+            failures: AtomicU64::new(0),
+            failure_logged: AtomicU32::new(0),
         })
+    }
+
+    /// Make every signature over an RRset owned by `owner` (any case) fail: a fault
+    /// injected to test the failure path ([`FAULT_SIGN_ENV`]); `None` clears it.
+    pub fn inject_sign_fault(&mut self, owner: Option<&[u8]>) {
+        self.fault_owner = owner.map(|o| name::to_lowercase(o).into_boxed_slice());
+    }
+
+    /// Signatures that could not be made since start (answers that needed them got SERVFAIL).
+    pub fn signing_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Count a signing failure and log it, at most once per [`FAILURE_LOG_INTERVAL`] seconds.
+    fn note_failure(&self, owner: &[u8], rtype: Rtype, err: &SignError) {
+        let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now();
+        let last = self.failure_logged.load(Ordering::Relaxed);
+        if (last != 0 && now.wrapping_sub(last) < FAILURE_LOG_INTERVAL)
+            || self
+                .failure_logged
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        crate::log(&format!(
+            "DNSSEC: cannot sign {} {}: {err}; DO=1 answers that need it get SERVFAIL \
+             (signing failures so far: {total}; more within {FAILURE_LOG_INTERVAL} s are counted, not logged)",
+            name::to_text(owner),
+            crate::zone::master::rtype_to_string(rtype.0),
+        ));
     }
 
     /// The signing policy.
@@ -314,7 +392,23 @@ impl Signer {
     }
 
     /// Sign an RRset given as canonical RDATAs; every signature is verified first.
+    /// A failure is counted and logged (rate-limited) before it is returned.
     pub fn sign(
+        &self,
+        owner_lower: &[u8],
+        rtype: Rtype,
+        ttl: u32,
+        rdatas: Vec<Vec<u8>>,
+        with_ksk: bool,
+    ) -> Result<SigSet, SignError> {
+        let made = self.sign_inner(owner_lower, rtype, ttl, rdatas, with_ksk);
+        if let Err(e) = &made {
+            self.note_failure(owner_lower, rtype, e);
+        }
+        made
+    }
+
+    fn sign_inner(
         &self,
         owner_lower: &[u8],
         rtype: Rtype,
@@ -322,6 +416,12 @@ impl Signer {
         mut rdatas: Vec<Vec<u8>>,
         with_ksk: bool,
     ) -> Result<SigSet, SignError> {
+        if self.fault_owner.as_deref() == Some(owner_lower) {
+            return Err(SignError(format!(
+                "fault injected by {FAULT_SIGN_ENV} for {}",
+                name::to_text(owner_lower)
+            )));
+        }
         rdatas.sort();
         rdatas.dedup();
         let refs: Vec<&[u8]> = rdatas.iter().map(|r| r.as_slice()).collect();
@@ -371,6 +471,16 @@ impl Signer {
         let g = slot.load();
         match &*g {
             Some(s) if s.expiration > now().saturating_add(self.policy.refresh / 4) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The cached signatures of a slot when they have not expired (after a failed re-sign,
+    /// what is still valid is served).
+    fn valid(&self, slot: &ArcSwapOption<SigSet>) -> Option<arc_swap::Guard<Option<Arc<SigSet>>>> {
+        let g = slot.load();
+        match &*g {
+            Some(s) if s.expiration > now() => Some(g),
             _ => None,
         }
     }
@@ -462,28 +572,28 @@ impl Signer {
     /// Re-sign what is due for refresh and, with `fill_empty`, sign what is not signed yet;
     /// returns signatures made.
     ///
+    /// An RRset that cannot be signed is skipped (counted and logged by [`Signer::sign`]) so
+    /// one bad RRset does not hold up the rest; the next pass tries it again.
     /// Run in the background after load and periodically; `stop` ends it early.
     pub fn refresh_all(
         &self,
         zone: &Zone,
         stop: &std::sync::atomic::AtomicBool,
         fill_empty: bool,
-    ) -> Result<usize, SignError> {
+    ) -> usize {
         let mut made = 0;
         for kind in [ApexExtra::Dnskey, ApexExtra::Nsec3Param] {
             let slot = match kind {
                 ApexExtra::Dnskey => &self.dnskey_sigs,
                 ApexExtra::Nsec3Param => &self.nsec3param_sigs,
             };
-            if !self.needs_signing(slot, fill_empty) {
-                continue;
+            if self.needs_signing(slot, fill_empty) && self.apex_sigs(kind).is_ok() {
+                made += 1;
             }
-            self.apex_sigs(kind)?;
-            made += 1;
         }
         for node in 0..zone.node_count() as u32 {
             if stop.load(Ordering::Relaxed) {
-                return Ok(made);
+                return made;
             }
             for s in zone.rrsets(node) {
                 if s.rtype == Rtype::SOA || !signable(zone, node, s.rtype) {
@@ -492,26 +602,27 @@ impl Signer {
                 let Some(idx) = zone.rrset_index(node, s.rtype) else {
                     continue;
                 };
-                if !self.needs_signing(&self.rrset_sigs[idx as usize], fill_empty) {
-                    continue;
+                if self.needs_signing(&self.rrset_sigs[idx as usize], fill_empty)
+                    && self.sign_rrset_slot(zone, idx).is_ok()
+                {
+                    made += 1;
                 }
-                self.sign_rrset_slot(zone, idx)?;
-                made += 1;
             }
         }
         let n = self.chain.len() as u32;
         for i in 0..n {
             if stop.load(Ordering::Relaxed) {
-                return Ok(made);
+                return made;
             }
             if !self.needs_signing(&self.chain_sigs[i as usize], fill_empty) {
                 continue;
             }
-            let s = self.sign_chain_slot(i, (i + 1) % n)?;
-            self.chain_sigs[i as usize].store(Some(s));
-            made += 1;
+            if let Ok(s) = self.sign_chain_slot(i, (i + 1) % n) {
+                self.chain_sigs[i as usize].store(Some(s));
+                made += 1;
+            }
         }
-        Ok(made)
+        made
     }
 
     /// Whether a slot is empty (and empty slots are to be filled) or due for refresh.
@@ -619,6 +730,9 @@ impl Signed {
     }
 
     /// Write the RRSIGs over a zone RRset, signing it first if needed.
+    ///
+    /// When no valid signature can be had, nothing is written and the caller must not
+    /// send the answer (the failure is already counted and logged).
     pub fn write_rrsigs(
         &self,
         w: &mut Writer<'_>,
@@ -626,27 +740,45 @@ impl Signed {
         set_idx: u32,
         ttl: u32,
         owner: OwnerRef<'_>,
-    ) {
+    ) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         let slot = &s.rrset_sigs[set_idx as usize];
         if let Some(g) = s.fresh(slot) {
             if let Some(sigs) = &*g {
                 write_sigs(w, sigs, ttl, owner);
             }
-            return;
+            return Ok(());
         }
-        if s.sign_rrset_slot(zone, set_idx).is_err() {
-            return;
-        }
-        if let Some(sigs) = &*slot.load() {
+        // Missing or due for refresh: sign now; if that fails, a cached signature that
+        // has not expired is still good to serve.
+        let _ = s.sign_rrset_slot(zone, set_idx);
+        let g = s.valid(slot).ok_or(SigningFailed)?;
+        if let Some(sigs) = &*g {
             write_sigs(w, sigs, ttl, owner);
         }
+        Ok(())
     }
 
-    /// Write the RRSIGs over the SOA.
-    pub fn write_soa_rrsigs(&self, w: &mut Writer<'_>, ttl: u32, owner: OwnerRef<'_>) {
+    /// Write the RRSIGs over the SOA (made with the snapshot, refreshed in the background);
+    /// fails once they have expired.
+    pub fn write_soa_rrsigs(
+        &self,
+        w: &mut Writer<'_>,
+        ttl: u32,
+        owner: OwnerRef<'_>,
+    ) -> Result<(), SigningFailed> {
         let g = self.soa.load();
+        if g.expiration <= now() {
+            let s = &*self.signer;
+            s.note_failure(
+                &s.origin,
+                Rtype::SOA,
+                &SignError("the SOA signatures expired and were not re-made".into()),
+            );
+            return Err(SigningFailed);
+        }
         write_sigs(w, &g, ttl, owner);
+        Ok(())
     }
 
     /// Whether a query at `node` for `qtype` is for a signer-made apex RRset.
@@ -661,36 +793,43 @@ impl Signed {
         }
     }
 
-    /// Write the DNSKEY or NSEC3PARAM RRset at the apex (owner = the question name).
+    /// Write the DNSKEY or NSEC3PARAM RRset at the apex, with its RRSIGs when `dnssec`.
     pub fn write_apex_extra(
         &self,
         w: &mut Writer<'_>,
         _zone: &Zone,
         kind: ApexExtra,
         dnssec: bool,
-    ) {
+        owner: OwnerRef<'_>,
+    ) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         let (slot, ttl, rtype) = match kind {
             ApexExtra::Dnskey => (&s.dnskey_sigs, s.policy.dnskey_ttl, Rtype::DNSKEY),
             ApexExtra::Nsec3Param => (&s.nsec3param_sigs, 0, Rtype::NSEC3PARAM),
         };
+        let put = |w: &mut Writer<'_>, rdata: &[u8]| match owner {
+            OwnerRef::At(o) => w.record_at(o, rtype, 1, ttl, rdata),
+            OwnerRef::Name(n) => w.record(n, rtype, 1, ttl, rdata),
+        };
         match kind {
             ApexExtra::Dnskey => {
                 for k in &s.dnskey_rdatas {
-                    w.record_at(12, rtype, 1, ttl, k);
+                    put(w, k);
                 }
             }
-            ApexExtra::Nsec3Param => w.record_at(12, rtype, 1, ttl, &s.nsec3param),
+            ApexExtra::Nsec3Param => put(w, &s.nsec3param),
         }
         if !dnssec {
-            return;
+            return Ok(());
         }
-        if s.fresh(slot).is_none() && s.apex_sigs(kind).is_err() {
-            return;
+        if s.fresh(slot).is_none() {
+            let _ = s.apex_sigs(kind);
         }
-        if let Some(sigs) = &*slot.load() {
-            write_sigs(w, sigs, ttl, OwnerRef::At(12));
+        let g = s.valid(slot).ok_or(SigningFailed)?;
+        if let Some(sigs) = &*g {
+            write_sigs(w, sigs, ttl, owner);
         }
+        Ok(())
     }
 
     fn chain_match(&self, h: &[u8; 20]) -> Option<u32> {
@@ -715,7 +854,7 @@ impl Signed {
     }
 
     /// Write NSEC3 record `i` of the chain (as spliced) with its RRSIGs.
-    fn write_nsec3(&self, w: &mut Writer<'_>, i: u32) {
+    fn write_nsec3(&self, w: &mut Writer<'_>, i: u32) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         let mut owner = [0u8; 300];
         let n = s.nsec3_owner(i, &mut owner);
@@ -725,7 +864,7 @@ impl Signed {
                 let at = w.len();
                 w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &p.rdata);
                 write_sigs(w, &p.sigs, ttl, owner_at(at, &owner[..n]));
-                return;
+                return Ok(());
             }
         }
         let len = s.chain.len() as u32;
@@ -743,14 +882,15 @@ impl Signed {
         w.record(&owner[..n], Rtype::NSEC3, 1, ttl, &rdata[..rl]);
         let slot = &s.chain_sigs[i as usize];
         if s.fresh(slot).is_none() {
-            match s.sign_chain_slot(i, next) {
-                Ok(sig) => slot.store(Some(sig)),
-                Err(_) => return,
+            if let Ok(sig) = s.sign_chain_slot(i, next) {
+                slot.store(Some(sig));
             }
         }
-        if let Some(sigs) = &*slot.load() {
+        let g = s.valid(slot).ok_or(SigningFailed)?;
+        if let Some(sigs) = &*g {
             write_sigs(w, sigs, ttl, owner_at(at, &owner[..n]));
         }
+        Ok(())
     }
 
     /// Closest encloser proof (RFC 5155 §7.2.1): the encloser's NSEC3, the cover of the
@@ -763,7 +903,7 @@ impl Signed {
         encloser_labels: usize,
         wildcard: bool,
         next_closer_node: Option<u32>,
-    ) {
+    ) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         w.section(Section::Authority);
         let qlabels = name::label_count(qname);
@@ -774,7 +914,7 @@ impl Signed {
         };
         let mut written = [u32::MAX; 3];
         if let Some(m) = ce_match {
-            self.write_nsec3(w, m);
+            self.write_nsec3(w, m)?;
             written[0] = m;
         }
         if qlabels > encloser_labels {
@@ -784,7 +924,7 @@ impl Signed {
                 None => self.chain_cover(&s.hash_name(nc)),
             };
             if !written.contains(&c) {
-                self.write_nsec3(w, c);
+                self.write_nsec3(w, c)?;
                 written[1] = c;
             }
         }
@@ -796,9 +936,10 @@ impl Signed {
             };
             let c = self.chain_cover(&wh);
             if !written.contains(&c) {
-                self.write_nsec3(w, c);
+                self.write_nsec3(w, c)?;
             }
         }
+        Ok(())
     }
 
     /// NODATA proof (RFC 5155 §7.2.3, §7.2.4): the NSEC3 matching the name, or for a DS
@@ -811,7 +952,7 @@ impl Signed {
         qlabels: usize,
         node: u32,
         _qtype: Rtype,
-    ) {
+    ) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         let f = zone.node(node).flags;
         let opted_out =
@@ -819,16 +960,16 @@ impl Signed {
         if !opted_out {
             if let Some(m) = self.chain_match(&s.hash_name(qname)) {
                 w.section(Section::Authority);
-                self.write_nsec3(w, m);
-                return;
+                return self.write_nsec3(w, m);
             }
         }
         // Not in the chain: an opt-out delegation (DS query), or a wildcard NODATA.
         let labels = name::label_count(qname).min(qlabels);
         if labels > zone.origin_labels() {
             let cached = opted_out.then_some(node);
-            self.write_closest_encloser_proof(w, zone, qname, labels - 1, false, cached);
+            self.write_closest_encloser_proof(w, zone, qname, labels - 1, false, cached)?;
         }
+        Ok(())
     }
 
     /// Wildcard NODATA proof (RFC 5155 §7.2.5): closest encloser, next closer cover, wildcard match.
@@ -838,13 +979,14 @@ impl Signed {
         zone: &Zone,
         qname: &[u8],
         encloser_labels: usize,
-    ) {
-        self.write_closest_encloser_proof(w, zone, qname, encloser_labels, false, None);
+    ) -> Result<(), SigningFailed> {
+        self.write_closest_encloser_proof(w, zone, qname, encloser_labels, false, None)?;
         let s = &*self.signer;
         let wh = s.wildcard_hash(name::ancestor(qname, encloser_labels));
         if let Some(m) = self.chain_match(&wh) {
-            self.write_nsec3(w, m);
+            self.write_nsec3(w, m)?;
         }
+        Ok(())
     }
 
     /// Wildcard answer proof (RFC 5155 §7.2.6): the cover of the next closer name.
@@ -854,12 +996,12 @@ impl Signed {
         _zone: &Zone,
         qname: &[u8],
         encloser_labels: usize,
-    ) {
+    ) -> Result<(), SigningFailed> {
         let s = &*self.signer;
         let nc = name::ancestor(qname, encloser_labels + 1);
         let c = self.chain_cover(&s.hash_name(nc));
         w.section(Section::Authority);
-        self.write_nsec3(w, c);
+        self.write_nsec3(w, c)
     }
 }
 

@@ -4,8 +4,11 @@
 //! §4.3.2, RFC 1035 §4): parse, classify, look the name up once in the zone
 //! index, and write the answer into a reused buffer in fixed stages: answer,
 //! authority, additional, then OPT. DNSSEC records are added at each stage
-//! when the query set DO and the zone is signed ([`crate::dnssec`]); the
+//! when the query set DO and the zone is signed ([`crate::dnssec`]), never
+//! otherwise unless the query type asks for them (RFC 3225 §3); the
 //! suppression list is consulted before the zone ([`crate::suppress`]).
+//! When a signature a DO=1 answer needs cannot be made, the answer is SERVFAIL
+//! with an Extended DNS Error instead of an unsigned answer (RFC 8914).
 //!
 //! It must not block, lock, allocate or sign in steady state; everything it
 //! writes was prepared at load or change time. Malformed input becomes
@@ -18,6 +21,7 @@ use crate::name::Key;
 use crate::suppress::Suppressions;
 use crate::wire::{parse_query, query::ParseError, Class, Opcode, Rcode, Rtype, Writer};
 use crate::zone::Zone;
+use std::cell::Cell;
 use std::sync::Arc;
 
 pub use answer::answer_in_zone;
@@ -83,7 +87,14 @@ pub struct Ctx<'q> {
     pub opt_reserve: usize,
     /// End of the question section.
     pub question_end: usize,
+    /// Set by the stages when a signature the answer needs could not be made.
+    pub sign_failed: Cell<bool>,
+    /// The suppression (EDE code and text) met by following a CNAME, if any.
+    pub blocked: Cell<Option<(u16, &'q str)>>,
 }
+
+/// Extended DNS Error text of an answer whose signatures could not be made.
+const SIGN_FAILED_TEXT: &[u8] = b"DNSSEC signature could not be made";
 
 /// Answer one query. Returns false when nothing must be sent.
 pub fn handle(
@@ -164,11 +175,33 @@ pub fn handle(
             0
         },
         question_end,
+        sign_failed: Cell::new(false),
+        blocked: Cell::new(None),
     };
     let rcode = answer_in_zone(&mut w, snap, &ctx, &key, hit.map(|h| h.labels));
-    let ede = hit
-        .filter(|_| edns.is_some())
-        .map(|s| (s.code, s.text.as_bytes()));
+    if ctx.sign_failed.get() {
+        // Never an answer without the signatures a validator expects: it would be
+        // bogus for every user behind that validator. RFC 8914 has no code for "the
+        // authoritative signer failed": 6 (DNSSEC Bogus), 7 and 10 describe what a
+        // validator found in data it received, so this is 0 (Other) with a text.
+        w.clear_records(question_end);
+        w.set_flags(w.flags() & !(flags::AA | flags::TC));
+        return done(
+            w,
+            Rcode::SERVFAIL,
+            Some((crate::wire::types::ede::OTHER, SIGN_FAILED_TEXT)),
+        );
+    }
+    let ede = match hit {
+        Some(s) => Some((s.code, s.text.as_bytes())),
+        // A suppressed CNAME target: its EDE is added when it fits (it is optional).
+        None => ctx
+            .blocked
+            .get()
+            .map(|(code, text)| (code, text.as_bytes()))
+            .filter(|(_, t)| w.len() + Writer::opt_len(Some(t.len())) <= limit),
+    }
+    .filter(|_| edns.is_some());
     done(w, rcode, ede)
 }
 

@@ -8,7 +8,7 @@
 //! - `GET /v1/suppressions/<domain>` — one entry, or 404;
 //! - `POST /v1/suppressions` — add: `{"actor": "...", "entries": [{"domain", "reason", "case", "ede"?, "expires"?}]}`;
 //! - `POST /v1/suppressions/remove` — lift: `{"actor": "...", "reason": "...", "domains": ["..."]}`;
-//! - `GET /v1/status` — serial and counts.
+//! - `GET /v1/status` — serial and counts (suppressions, signatures that could not be made).
 //!
 //! Changes return only after the new snapshot serves (see [`super::runtime`]).
 //! One thread serves connections one at a time: operators, not resolvers, use it.
@@ -248,6 +248,7 @@ fn handle(
                     "serial": snap.serial,
                     "suppressed": snap.suppressions.len(),
                     "signed": snap.dnssec.is_some(),
+                    "signing_failures": snap.dnssec.as_ref().map_or(0, |d| d.signer.signing_failures()),
                 }),
             );
         }
