@@ -370,6 +370,11 @@ fn answer_node<'a>(
 /// Follow a CNAME (RFC 1034 §4.3.2 step 3a) whose RRset `set_idx` was just written:
 /// answer for its target when that is in the zone, the chain is short enough and the
 /// target is not suppressed (a suppressed target answers NXDOMAIN like the name itself).
+///
+/// In-zone CNAMEs are rare in a TLD zone: this is kept out of line (and is where the
+/// recursion of the stages closes), so the referral and negative paths inline as before.
+#[cold]
+#[inline(never)]
 fn chase<'a>(
     w: &mut Writer<'_>,
     snap: &'a Snapshot,
