@@ -316,10 +316,16 @@ fn start_publisher(
                 Some(k) => k,
                 None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
             };
-            Some(Arc::new(
-                crate::dnssec::Signer::new(&cfg.origin_wire(), keys, cfg.policy())
-                    .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
-            ))
+            let mut signer = crate::dnssec::Signer::new(&cfg.origin_wire(), keys, cfg.policy())
+                .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
+            if let Some(f) = crate::dnssec::signer::fault_from_env() {
+                tracing::warn!(
+                    "BELFRY_FAULT_SIGN is set: signing RRsets at {} fails on purpose (a test seam)",
+                    crate::name::to_text(&f)
+                );
+                signer.inject_sign_fault(Some(&f));
+            }
+            Some(Arc::new(signer))
         } else {
             None
         };

@@ -62,8 +62,15 @@ pub fn load_with(
             Some(k) => k,
             None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
         };
-        let signer = Signer::new(zone.origin(), keys, cfg.policy())
+        let mut signer = Signer::new(zone.origin(), keys, cfg.policy())
             .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
+        if let Some(f) = dnssec::signer::fault_from_env() {
+            tracing::warn!(
+                "BELFRY_FAULT_SIGN is set: signing RRsets at {} fails on purpose (a test seam)",
+                crate::name::to_text(&f)
+            );
+            signer.inject_sign_fault(Some(&f));
+        }
         Some(publish::initial_dnssec(&mut zone, Arc::new(signer))?)
     } else {
         None

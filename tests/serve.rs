@@ -18,8 +18,19 @@ fn unsigned(tag: &str) -> Server {
 }
 
 #[test]
-fn referral_with_glue_and_ds() {
+fn referral_with_glue_and_no_ds_from_an_unsigned_zone() {
     let s = unsigned("referral");
+    // An unsigned zone adds no DS to a referral, with or without DO (RFC 4035 §3.1.4
+    // applies to signed zones; RFC 3225 §3 forbids it without DO).
+    let out = s.dig("+dnssec www.glued.be A");
+    assert_eq!(
+        section(&out, "AUTHORITY")
+            .iter()
+            .filter(|r| r.1 == "DS")
+            .count(),
+        0,
+        "{out}"
+    );
     let out = s.dig("www.glued.be A");
     assert_eq!(status(&out), "NOERROR", "{out}");
     assert!(
@@ -28,7 +39,6 @@ fn referral_with_glue_and_ds() {
     );
     let auth = section(&out, "AUTHORITY");
     assert_eq!(auth.iter().filter(|r| r.1 == "NS").count(), 2, "{out}");
-    // RFC 3225 §3: no DS without DO.
     assert_eq!(auth.iter().filter(|r| r.1 == "DS").count(), 0, "{out}");
     let add = section(&out, "ADDITIONAL");
     assert!(

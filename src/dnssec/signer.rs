@@ -117,6 +117,8 @@ pub struct Signer {
     pub made: AtomicU64,
     /// Signatures that could not be made.
     pub failures: AtomicU64,
+    /// Fault injection for tests: RRsets at this owner (lowercase wire) cannot be signed.
+    fault: Option<Vec<u8>>,
 }
 
 impl Signer {
@@ -167,7 +169,19 @@ impl Signer {
             dnskey_rdatas,
             made: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            fault: None,
         })
+    }
+
+    /// Make signing fail for every RRset at `owner` (wire form): a fault-injection
+    /// seam for tests, fed from `BELFRY_FAULT_SIGN` (see [`fault_from_env`]).
+    pub fn inject_sign_fault(&mut self, owner: Option<&[u8]>) {
+        self.fault = owner.map(name::to_lowercase);
+    }
+
+    /// Signatures that could not be made so far.
+    pub fn signing_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// The signing policy.
@@ -204,6 +218,14 @@ impl Signer {
         mut rdatas: Vec<Vec<u8>>,
         with_ksk: bool,
     ) -> Result<SigSet, SignError> {
+        if self.fault.as_deref() == Some(owner_lower) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(SignError(format!(
+                "signing {} {} failed: fault injected by BELFRY_FAULT_SIGN",
+                name::to_text(owner_lower),
+                crate::zone::master::rtype_to_string(rtype.0)
+            )));
+        }
         rdatas.sort();
         rdatas.dedup();
         let refs: Vec<&[u8]> = rdatas.iter().map(|r| r.as_slice()).collect();
@@ -299,4 +321,17 @@ impl Signer {
             false,
         )
     }
+}
+
+/// The environment variable of the signing fault seam.
+pub const FAULT_SIGN_ENV: &str = "BELFRY_FAULT_SIGN";
+
+/// The owner named by `BELFRY_FAULT_SIGN` (fault injection for tests), if set.
+///
+/// Read once at start; belfry logs a warning when it is set, because every
+/// DO=1 answer that needs a signature at that owner is then SERVFAIL.
+pub fn fault_from_env() -> Option<Vec<u8>> {
+    let v = std::env::var(FAULT_SIGN_ENV).ok()?;
+    let w = name::from_text(v.trim(), &[0]).ok()?;
+    Some(name::to_lowercase(&w))
 }

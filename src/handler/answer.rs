@@ -21,7 +21,7 @@ use crate::zone::{GlueAt, Lookup, NodeRef, SetRef, Zone, BELOW_CUT, DELEGATION, 
 const MAX_NS: usize = 32;
 /// Most CNAME records followed in one answer (RFC 1034 §4.3.2 step 3a asks to restart;
 /// a fixed bound keeps loops and long chains cheap).
-pub const MAX_CNAME_CHAIN: usize = 8;
+pub const MAX_CHAIN: usize = 8;
 
 /// What kind of answer was written (for the rcode, the EDE and counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,14 +140,14 @@ fn put_rrset(
 
 /// One name being answered: its wire form and where it sits in the message.
 #[derive(Clone, Copy)]
-struct Target<'q> {
+struct Name<'q> {
     /// The name (as sent for the query name, as in the CNAME RDATA for a target).
     name: &'q [u8],
     /// Whether it is the query name (at offset 12) rather than a CNAME target.
     chased: bool,
 }
 
-impl<'q> Target<'q> {
+impl<'q> Name<'q> {
     fn owner(&self) -> Owner<'q> {
         if self.chased {
             Owner::Name(self.name)
@@ -169,7 +169,7 @@ impl<'q> Target<'q> {
 /// Wildcard proofs of CNAME links still to be written in the authority section.
 #[derive(Default)]
 struct Pending {
-    proofs: [Option<Proof>; MAX_CNAME_CHAIN + 1],
+    proofs: [Option<Proof>; MAX_CHAIN + 1],
 }
 
 impl Pending {
@@ -198,40 +198,76 @@ impl Pending {
     }
 }
 
-/// Answer a query whose name is inside the zone.
-pub fn answer_in_zone(
+/// Which name the answer ended at, for its Extended DNS Error.
+pub enum Target<'s> {
+    /// The query name.
+    Query,
+    /// A CNAME target, with the suppression that covers it (if any).
+    Chased(Option<crate::suppress::Hit<'s>>),
+}
+
+/// Answer a query whose name is inside the zone; also says which name the answer ended at.
+pub fn answer_in_zone<'s>(
+    w: &mut Writer<'_>,
+    snap: &'s Snapshot,
+    ctx: &Ctx<'_>,
+    key: &Key,
+) -> Result<(Kind, Target<'s>), NoSignature> {
+    let mut key_buf = Key::new();
+    let (kind, chased) = answer_chain(w, snap, ctx, key, &mut key_buf)?;
+    let target = if chased {
+        Target::Chased(snap.suppressions.find(&key_buf, snap.zone.origin_labels()))
+    } else {
+        Target::Query
+    };
+    Ok((kind, target))
+}
+
+fn answer_chain(
     w: &mut Writer<'_>,
     snap: &Snapshot,
     ctx: &Ctx<'_>,
     key: &Key,
-) -> Result<Kind, NoSignature> {
+    key_buf: &mut Key,
+) -> Result<(Kind, bool), NoSignature> {
     let zone = &*snap.zone;
-    let mut target = Target {
+    let mut target = Name {
         name: ctx.qname,
         chased: false,
     };
-    let mut key_buf = Key::new();
     let mut use_buf = false;
     let mut pending = Pending::default();
     // CNAME nodes already followed (loop detection, RFC 1034 §3.6.2).
-    let mut seen: [Option<(usize, u32)>; MAX_CNAME_CHAIN] = [None; MAX_CNAME_CHAIN];
+    let mut seen: [Option<(usize, u32)>; MAX_CHAIN] = [None; MAX_CHAIN];
     let mut hops = 0usize;
     loop {
-        let k = if use_buf { &key_buf } else { key };
+        let k: &Key = if use_buf { key_buf } else { key };
+        if hops > 0 {
+            // A CNAME already followed would start the loop again: stop before it.
+            if let Lookup::Exact(node) = zone.lookup(k) {
+                let id = (node.sh as *const _ as usize, node.idx);
+                if seen.contains(&Some(id)) {
+                    if w.flags() & flags::TC == 0 {
+                        pending.flush(w, snap, ctx)?;
+                    }
+                    return Ok((Kind::Answer, use_buf));
+                }
+            }
+        }
         let step = answer_name(w, snap, ctx, k, target, &mut pending)?;
         let (node, set) = match step {
             Step::Done(kind) => {
                 if w.flags() & flags::TC == 0 {
                     pending.flush(w, snap, ctx)?;
                 }
-                return Ok(kind);
+                return Ok((kind, use_buf));
             }
             Step::Cname(node, set) => (node, set),
         };
         // Follow the CNAME when its target is in the zone and the chain is short and loop-free.
         let id = (node.sh as *const _ as usize, node.idx);
         let rdata = set.rr(0);
-        let follow = hops < MAX_CNAME_CHAIN
+        let follow = hops < MAX_CHAIN
             && !seen.contains(&Some(id))
             && w.flags() & flags::TC == 0
             && name::wire_len(rdata)
@@ -240,13 +276,13 @@ pub fn answer_in_zone(
             if w.flags() & flags::TC == 0 {
                 pending.flush(w, snap, ctx)?;
             }
-            return Ok(Kind::Answer);
+            return Ok((Kind::Answer, use_buf));
         }
         seen[hops] = Some(id);
         hops += 1;
         key_buf.set(rdata);
         use_buf = true;
-        target = Target {
+        target = Name {
             name: rdata,
             chased: true,
         };
@@ -266,7 +302,7 @@ fn answer_name<'z>(
     snap: &'z Snapshot,
     ctx: &Ctx<'_>,
     key: &Key,
-    t: Target<'_>,
+    t: Name<'_>,
     pending: &mut Pending,
 ) -> Result<Step<'z>, NoSignature> {
     let zone = &*snap.zone;
@@ -319,7 +355,7 @@ fn answer_node<'z>(
     ctx: &Ctx<'_>,
     node: NodeRef<'z>,
     owner: Owner<'_>,
-    t: Target<'_>,
+    t: Name<'_>,
     qlabels: usize,
     pending: &mut Pending,
 ) -> Result<Step<'z>, NoSignature> {
@@ -442,7 +478,7 @@ fn referral(
     ctx: &Ctx<'_>,
     node: NodeRef<'_>,
     labels: usize,
-    t: Target<'_>,
+    t: Name<'_>,
     pending: &mut Pending,
 ) -> Stage {
     let zone = &*snap.zone;
@@ -666,7 +702,7 @@ fn wildcard<'z>(
     snap: &'z Snapshot,
     ctx: &Ctx<'_>,
     wc: NodeRef<'z>,
-    t: Target<'_>,
+    t: Name<'_>,
     encloser_labels: usize,
     pending: &mut Pending,
 ) -> Result<Step<'z>, NoSignature> {

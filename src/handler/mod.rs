@@ -21,7 +21,7 @@ use crate::wire::{parse_query, query::ParseError, Class, Opcode, Rcode, Rtype, W
 use crate::zone::Zone;
 use std::sync::Arc;
 
-pub use answer::{answer_in_zone, Kind};
+pub use answer::{answer_in_zone, Kind, Target};
 
 /// Everything a query is answered from; immutable, swapped as a whole.
 pub struct Snapshot {
@@ -167,11 +167,17 @@ pub fn handle(
         question_end,
     };
     match answer_in_zone(&mut w, snap, &ctx, &key) {
-        Ok(kind) => {
+        Ok((kind, last)) => {
             // A suppressed name (or a name below one) is denied with the Extended DNS
-            // Error; addresses of hosts below it that other domains use are not.
+            // Error; addresses of hosts below it that other domains use are not. When a
+            // CNAME led to the denied name, it is the target's suppression that counts.
+            let hit = match last {
+                Target::Query => hit,
+                Target::Chased(h) => h,
+            };
             let ede = hit
                 .filter(|_| edns.is_some() && matches!(kind, Kind::NxDomain | Kind::NoData))
+                .filter(|h| w.len() + Writer::opt_len(Some(h.text.len())) <= limit)
                 .map(|s| (s.code, s.text.as_bytes()));
             done(w, kind.rcode(), ede)
         }
@@ -186,7 +192,10 @@ pub fn handle(
 }
 
 /// Extended DNS Error text of a SERVFAIL for a signature that could not be made.
-const SERVFAIL_TEXT: &str = "DNSSEC signature unavailable";
+///
+/// EDE 0 (Other) with a text: codes 6, 7 and 10 of RFC 8914 describe what a
+/// validator found, not a server that could not sign.
+const SERVFAIL_TEXT: &str = "DNSSEC signature could not be made";
 
 /// Set the rcode, add OPT when the query had EDNS, and complete the message.
 fn finish(

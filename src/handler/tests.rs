@@ -58,6 +58,38 @@ pub(crate) fn test_zone() -> Zone {
     add("ns2.glued.be.", Rtype::A, 3600, &[198, 51, 100, 2]);
     add("shared.be.", Rtype::NS, 3600, &n("ns1.glued.be."));
     add("fed.gov.be.", Rtype::NS, 3600, &n("ns.example.org."));
+    // The registry's own data and in-zone CNAMEs (followed by the handler).
+    add("nic.be.", Rtype::A, 3600, &[192, 0, 2, 53]);
+    add("www.nic.be.", Rtype::CNAME, 3600, &n("nic.be."));
+    add("web.nic.be.", Rtype::CNAME, 3600, &n("www.nic.be."));
+    add("loop-a.nic.be.", Rtype::CNAME, 3600, &n("loop-b.nic.be."));
+    add("loop-b.nic.be.", Rtype::CNAME, 3600, &n("loop-a.nic.be."));
+    add(
+        "delegated.nic.be.",
+        Rtype::CNAME,
+        3600,
+        &n("www.secure.be."),
+    );
+    add(
+        "insecure.nic.be.",
+        Rtype::CNAME,
+        3600,
+        &n("www.insecure.be."),
+    );
+    add("old.nic.be.", Rtype::CNAME, 3600, &n("retired.nic.be."));
+    add("mail.nic.be.", Rtype::CNAME, 3600, &n("mail.example.net."));
+    add("apex.nic.be.", Rtype::CNAME, 3600, &n("be."));
+    add("*.pages.nic.be.", Rtype::CNAME, 3600, &n("www.nic.be."));
+    add("blocked.nic.be.", Rtype::CNAME, 3600, &n("www.glued.be."));
+    // A chain longer than the handler follows: c0 -> c1 -> ... -> c11 -> nic.be.
+    for i in 0..12 {
+        let next = if i == 11 {
+            "nic.be.".to_string()
+        } else {
+            format!("c{}.nic.be.", i + 1)
+        };
+        add(&format!("c{i}.nic.be."), Rtype::CNAME, 3600, &n(&next));
+    }
     for i in 0..13 {
         let t = format!("ns{i}.big.be.");
         add("big.be.", Rtype::NS, 3600, &n(&t));
@@ -72,14 +104,67 @@ pub(crate) fn test_zone() -> Zone {
     b.finish().unwrap()
 }
 
-pub(crate) fn snapshot(zone: Zone) -> Snapshot {
+/// A version of a zone through the publisher: signed (one fresh ECDSA CSK; `fault`
+/// names an owner whose RRsets cannot be signed) or not, with `suppressed` domains.
+pub(crate) fn version(
+    mut zone: Zone,
+    signed: bool,
+    fault: Option<&str>,
+    suppressed: &[&str],
+) -> Snapshot {
+    use crate::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
+    let dnssec = signed.then(|| {
+        let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
+        let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
+        let mut signer =
+            crate::dnssec::Signer::new(zone.origin(), vec![k], Default::default()).unwrap();
+        signer.inject_sign_fault(fault.map(n).as_deref());
+        crate::publish::initial_dnssec(&mut zone, Arc::new(signer)).unwrap()
+    });
     let serial = zone.serial();
-    Snapshot {
-        zone: Arc::new(zone),
-        dnssec: None,
-        suppressions: Arc::new(Suppressions::new()),
+    let list = suppressed
+        .iter()
+        .map(|d| crate::publish::change::Suppression {
+            name: n(d),
+            reason: "test".into(),
+            case: "T-1".into(),
+            added_by: "test".into(),
+            added_at: 0,
+            expires: None,
+            ede: crate::suppress::EdeKind::Blocked,
+        })
+        .collect();
+    let p = crate::publish::Publisher::new(
+        zone,
+        dnssec,
+        list,
         serial,
+        crate::publish::Settings::default(),
+        crate::publish::Sinks::default(),
+    )
+    .unwrap();
+    let a = p.snapshot_full();
+    Snapshot {
+        zone: a.zone.clone(),
+        dnssec: a.dnssec.clone(),
+        suppressions: a.suppressions.clone(),
+        serial: a.serial,
     }
+}
+
+/// A signed version of a zone; `fault` names an owner whose RRsets cannot be signed.
+pub(crate) fn signed_snapshot(zone: Zone, fault: Option<&str>) -> Snapshot {
+    version(zone, true, fault, &[])
+}
+
+/// An unsigned version of a zone.
+pub(crate) fn snapshot(zone: Zone) -> Snapshot {
+    version(zone, false, None, &[])
+}
+
+/// An unsigned version of the test zone with some domains suppressed.
+pub(crate) fn suppressed(domains: &[&str]) -> Snapshot {
+    version(test_zone(), false, None, domains)
 }
 
 fn ask(snap: &Snapshot, q: &[u8], tcp: bool) -> Option<Message> {
@@ -99,18 +184,115 @@ fn query(snap: &Snapshot, name: &str, t: Rtype) -> Message {
     .unwrap()
 }
 
+fn query_do(snap: &Snapshot, name: &str, t: Rtype) -> Message {
+    ask(
+        snap,
+        &build_query(7, &n(name), t, Some((1232, true))),
+        false,
+    )
+    .unwrap()
+}
+
+fn query_plain(snap: &Snapshot, name: &str, t: Rtype) -> Message {
+    ask(snap, &build_query(7, &n(name), t, None), false).unwrap()
+}
+
+/// Record types of a section, in order.
+fn types(section: &[crate::wire::decode::Record]) -> Vec<Rtype> {
+    section.iter().map(|r| r.rtype).collect()
+}
+
 #[test]
-fn referral_to_secure_delegation_has_ns_and_ds_no_aa() {
-    let s = snapshot(test_zone());
-    let m = query(&s, "www.secure.be.", Rtype::A);
-    assert_eq!(m.rcode, 0);
-    assert!(!m.flag(flags::AA));
-    assert!(m.answer.is_empty());
-    assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 2);
-    // RFC 3225 §3: no DS without DO (and never in an unsigned zone).
-    assert_eq!(Message::of(&m.authority, Rtype::DS).len(), 0);
-    assert_eq!(m.authority[0].owner, n("secure.be."));
-    assert!(m.additional.is_empty());
+fn referral_to_secure_delegation_has_ns_no_aa_and_ds_only_with_do() {
+    let s = signed_snapshot(test_zone(), None);
+    for m in [
+        query(&s, "www.secure.be.", Rtype::A),
+        query_plain(&s, "www.secure.be.", Rtype::A),
+    ] {
+        assert_eq!(m.rcode, 0);
+        assert!(!m.flag(flags::AA));
+        assert!(m.answer.is_empty());
+        assert_eq!(
+            types(&m.authority),
+            [Rtype::NS, Rtype::NS],
+            "no DS without DO"
+        );
+        assert_eq!(m.authority[0].owner, n("secure.be."));
+        assert!(m.additional.is_empty());
+    }
+    let m = query_do(&s, "www.secure.be.", Rtype::A);
+    assert_eq!(
+        types(&m.authority),
+        [Rtype::NS, Rtype::NS, Rtype::DS, Rtype::RRSIG],
+        "RFC 4035 3.1.4: DS and its RRSIG with DO"
+    );
+    // An unsigned zone has no DNSSEC to give, even with DO.
+    let u = snapshot(test_zone());
+    let m = query_do(&u, "www.secure.be.", Rtype::A);
+    assert_eq!(types(&m.authority), [Rtype::NS, Rtype::NS]);
+}
+
+/// RFC 3225 §3: without DO no DNSSEC record is returned, unless the query type asks for it.
+#[test]
+fn dnssec_records_only_with_do_or_when_asked_for() {
+    let s = version(test_zone(), true, None, &["glued.be."]);
+    let dnssec_types = [
+        Rtype::RRSIG,
+        Rtype::NSEC3,
+        Rtype::DS,
+        Rtype::DNSKEY,
+        Rtype::NSEC3PARAM,
+    ];
+    let cases = [
+        ("www.secure.be.", Rtype::A),
+        ("www.insecure.be.", Rtype::A),
+        ("secure.be.", Rtype::DS),
+        ("insecure.be.", Rtype::DS),
+        ("nothere.be.", Rtype::A),
+        ("be.", Rtype::MX),
+        ("be.", Rtype::SOA),
+        ("be.", Rtype::NS),
+        ("be.", Rtype::DNSKEY),
+        ("be.", Rtype::NSEC3PARAM),
+        ("www.glued.be.", Rtype::A),
+        ("www.nic.be.", Rtype::A),
+        ("x.pages.nic.be.", Rtype::A),
+        ("old.nic.be.", Rtype::A),
+    ];
+    for (name, t) in cases {
+        for (label, m) in [
+            ("DO=0", query(&s, name, t)),
+            ("no EDNS", query_plain(&s, name, t)),
+        ] {
+            for r in m.answer.iter().chain(&m.authority).chain(&m.additional) {
+                assert!(
+                    !dnssec_types.contains(&r.rtype) || r.rtype == t,
+                    "{name} {t:?} {label}: {:?} without DO",
+                    r.rtype
+                );
+            }
+        }
+        let m = query_do(&s, name, t);
+        let all: Vec<Rtype> = m
+            .answer
+            .iter()
+            .chain(&m.authority)
+            .map(|r| r.rtype)
+            .collect();
+        assert!(
+            all.contains(&Rtype::RRSIG),
+            "{name} {t:?} DO=1 is signed: {all:?}"
+        );
+    }
+    // Asked for by type: answered whatever DO says.
+    assert_eq!(
+        types(&query_plain(&s, "be.", Rtype::DNSKEY).answer),
+        [Rtype::DNSKEY]
+    );
+    assert_eq!(
+        types(&query(&s, "secure.be.", Rtype::DS).answer),
+        [Rtype::DS]
+    );
 }
 
 #[test]
@@ -128,6 +310,205 @@ fn referral_carries_in_domain_and_sibling_glue() {
         1,
         "sibling glue"
     );
+}
+
+#[test]
+fn cname_to_in_zone_data_is_followed() {
+    let s = snapshot(test_zone());
+    let m = query(&s, "www.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 0);
+    assert!(m.flag(flags::AA));
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::A]);
+    assert_eq!(m.answer[0].owner, n("www.nic.be."));
+    assert_eq!(m.answer[0].rdata, n("nic.be."));
+    assert_eq!(m.answer[1].owner, n("nic.be."));
+    assert_eq!(m.answer[1].rdata, [192, 0, 2, 53]);
+    assert!(m.authority.is_empty());
+    // Two links.
+    let m = query(&s, "web.nic.be.", Rtype::A);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::CNAME, Rtype::A]);
+    assert_eq!(m.answer[1].owner, n("www.nic.be."));
+    // The CNAME itself, and ANY, are not followed.
+    let m = query(&s, "www.nic.be.", Rtype::CNAME);
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    let m = query(&s, "www.nic.be.", Rtype::ANY);
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    // Out of the zone: only the CNAME.
+    let m = query(&s, "mail.nic.be.", Rtype::A);
+    assert_eq!((m.rcode, types(&m.answer)), (0, vec![Rtype::CNAME]));
+    assert!(m.authority.is_empty());
+    // To the apex: its SOA, its NS with glue.
+    let m = query(&s, "apex.nic.be.", Rtype::SOA);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::SOA]);
+    let m = query(&s, "apex.nic.be.", Rtype::NS);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::NS, Rtype::NS]);
+    assert_eq!(Message::of(&m.additional, Rtype::A).len(), 2);
+}
+
+#[test]
+fn cname_target_without_the_type_is_nodata_and_missing_target_is_nxdomain() {
+    let s = signed_snapshot(test_zone(), None);
+    // NODATA at the target: NOERROR, the CNAME, the SOA; the NSEC3 of the target under DO.
+    let m = query(&s, "www.nic.be.", Rtype::MX);
+    assert_eq!(m.rcode, 0);
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    assert_eq!(types(&m.authority), [Rtype::SOA]);
+    let m = query_do(&s, "www.nic.be.", Rtype::MX);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::RRSIG]);
+    let nsec3 = Message::of(&m.authority, Rtype::NSEC3);
+    assert_eq!(nsec3.len(), 1, "NSEC3 matching nic.be");
+    let s3 = s.dnssec.as_ref().unwrap();
+    let h = s3.hash_name(&n("nic.be."));
+    assert_eq!(
+        crate::dnssec::nsec3hash::base32hex_decode(&nsec3[0].owner[1..33]).unwrap(),
+        h
+    );
+    // Missing target: NXDOMAIN (RFC 6604), the CNAME in the answer, the denial of the target.
+    let m = query(&s, "old.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 3);
+    assert!(m.flag(flags::AA));
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    assert_eq!(types(&m.authority), [Rtype::SOA]);
+    let m = query_do(&s, "old.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 3);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::RRSIG]);
+    let nsec3 = Message::of(&m.authority, Rtype::NSEC3);
+    assert!((2..=3).contains(&nsec3.len()), "{:?}", types(&m.authority));
+    let owners: Vec<[u8; 20]> = nsec3
+        .iter()
+        .map(|r| crate::dnssec::nsec3hash::base32hex_decode(&r.owner[1..33]).unwrap())
+        .collect();
+    assert!(
+        owners.contains(&s3.hash_name(&n("nic.be."))),
+        "closest encloser of retired.nic.be is nic.be"
+    );
+}
+
+#[test]
+fn cname_below_a_delegation_gives_cname_and_referral() {
+    let s = signed_snapshot(test_zone(), None);
+    let m = query(&s, "delegated.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 0);
+    assert!(m.flag(flags::AA), "AA for the authoritative CNAME");
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    assert_eq!(types(&m.authority), [Rtype::NS, Rtype::NS]);
+    assert_eq!(m.authority[0].owner, n("secure.be."));
+    let m = query_do(&s, "delegated.nic.be.", Rtype::A);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::RRSIG]);
+    assert_eq!(
+        types(&m.authority),
+        [Rtype::NS, Rtype::NS, Rtype::DS, Rtype::RRSIG]
+    );
+    // An insecure delegation: the opt-out proof for it, under DO.
+    let m = query_do(&s, "insecure.nic.be.", Rtype::A);
+    assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 1);
+    assert!(!Message::of(&m.authority, Rtype::NSEC3).is_empty());
+    assert!(Message::of(&m.authority, Rtype::DS).is_empty());
+    // Glue comes with the referral.
+    let m = query(&s, "blocked.nic.be.", Rtype::A);
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    assert_eq!(Message::of(&m.authority, Rtype::NS).len(), 2);
+    assert_eq!(m.additional.len(), 3);
+}
+
+#[test]
+fn cname_loops_and_long_chains_stop() {
+    let s = snapshot(test_zone());
+    let m = query(&s, "loop-a.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 0);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::CNAME]);
+    assert_eq!(m.answer[0].owner, n("loop-a.nic.be."));
+    assert_eq!(m.answer[1].owner, n("loop-b.nic.be."));
+    let m = query(&s, "c0.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 0);
+    assert_eq!(m.answer.len(), answer::MAX_CHAIN + 1);
+    assert!(m.answer.iter().all(|r| r.rtype == Rtype::CNAME));
+    let m = query(&s, "c4.nic.be.", Rtype::A);
+    assert_eq!(
+        types(&m.answer).last(),
+        Some(&Rtype::A),
+        "8 links are followed"
+    );
+    assert_eq!(m.answer.len(), 9);
+}
+
+#[test]
+fn wildcard_cname_keeps_its_proof_and_is_followed() {
+    let s = signed_snapshot(test_zone(), None);
+    let m = query(&s, "x.pages.nic.be.", Rtype::A);
+    assert_eq!(types(&m.answer), [Rtype::CNAME, Rtype::CNAME, Rtype::A]);
+    assert_eq!(m.answer[0].owner, n("x.pages.nic.be."));
+    assert!(m.authority.is_empty());
+    let m = query_do(&s, "x.pages.nic.be.", Rtype::A);
+    assert_eq!(
+        types(&m.answer),
+        [
+            Rtype::CNAME,
+            Rtype::RRSIG,
+            Rtype::CNAME,
+            Rtype::RRSIG,
+            Rtype::A,
+            Rtype::RRSIG
+        ]
+    );
+    // RRSIG labels 3 (*.pages.nic.be without the `*`) on a 4-label owner: synthesised.
+    assert_eq!(m.answer[1].rdata[3], 3);
+    assert_eq!(types(&m.authority), [Rtype::NSEC3, Rtype::RRSIG]);
+    // The wildcard proof also comes with a negative end of the chain.
+    let m = query_do(&s, "x.pages.nic.be.", Rtype::MX);
+    assert_eq!(
+        types(&m.answer),
+        [Rtype::CNAME, Rtype::RRSIG, Rtype::CNAME, Rtype::RRSIG]
+    );
+    assert_eq!(Message::of(&m.authority, Rtype::SOA).len(), 1);
+    assert_eq!(Message::of(&m.authority, Rtype::NSEC3).len(), 2);
+}
+
+#[test]
+fn cname_to_a_suppressed_domain_is_nxdomain_with_ede() {
+    let s = suppressed(&["glued.be."]);
+    let m = query(&s, "blocked.nic.be.", Rtype::A);
+    assert_eq!(m.rcode, 3);
+    assert_eq!(types(&m.answer), [Rtype::CNAME]);
+    assert_eq!(
+        types(&m.authority),
+        [Rtype::SOA],
+        "no NS of the suppressed domain"
+    );
+    assert!(m.additional.is_empty());
+    assert_eq!(m.ede, Some((15, "suspended by the registry".into())));
+}
+
+/// A signature that cannot be made: SERVFAIL with an EDE for DO=1, counted; DO=0 unchanged.
+#[test]
+fn signing_failure_is_servfail_with_ede_for_do_only() {
+    let s = signed_snapshot(test_zone(), Some("nic.be."));
+    let signer = &s.dnssec.as_ref().unwrap().signer;
+    let before = signer.signing_failures();
+    for name in ["nic.be.", "www.nic.be."] {
+        let m = query_do(&s, name, Rtype::A);
+        assert_eq!(m.rcode, 2, "{name}");
+        assert!(!m.flag(flags::AA));
+        assert!(m.answer.is_empty() && m.authority.is_empty() && m.additional.is_empty());
+        assert_eq!(
+            m.ede,
+            Some((0, "DNSSEC signature could not be made".into())),
+            "{name}"
+        );
+        assert_eq!(m.opt.map(|o| o.2), Some(true));
+        let m = query(&s, name, Rtype::A);
+        assert_eq!(m.rcode, 0);
+        assert_eq!(types(&m.answer).last(), Some(&Rtype::A), "{name} DO=0");
+        let m = query_plain(&s, name, Rtype::A);
+        assert_eq!(m.rcode, 0);
+        assert!(m.ede.is_none());
+    }
+    assert_eq!(signer.signing_failures(), before + 2);
+    // Other names are signed as usual.
+    let m = query_do(&s, "be.", Rtype::SOA);
+    assert_eq!(types(&m.answer), [Rtype::SOA, Rtype::RRSIG]);
+    let m = query_do(&s, "nothere.be.", Rtype::A);
+    assert_eq!(m.rcode, 3);
 }
 
 #[test]
@@ -268,34 +649,6 @@ fn chaos_identity_refused_unless_configured() {
     assert_eq!(m.answer[0].rdata, b"\x06belfry");
 }
 
-/// A version of the test zone with some domains suppressed, through the publisher.
-pub(crate) fn suppressed(domains: &[&str]) -> Arc<Snapshot> {
-    let zone = test_zone();
-    let serial = zone.serial();
-    let list = domains
-        .iter()
-        .map(|d| crate::publish::change::Suppression {
-            name: n(d),
-            reason: "test".into(),
-            case: "T-1".into(),
-            added_by: "test".into(),
-            added_at: 0,
-            expires: None,
-            ede: crate::suppress::EdeKind::Blocked,
-        })
-        .collect();
-    crate::publish::Publisher::new(
-        zone,
-        None,
-        list,
-        serial,
-        crate::publish::Settings::default(),
-        crate::publish::Sinks::default(),
-    )
-    .unwrap()
-    .snapshot_full()
-}
-
 #[test]
 fn suppressed_names_get_nxdomain_with_ede() {
     let s = suppressed(&["secure.be."]);
@@ -378,26 +731,38 @@ fn steady_state_answers_do_not_allocate() {
         build_query(4, &n("be."), Rtype::SOA, Some((1232, false))),
         build_query(5, &n("secure.be."), Rtype::DS, Some((1232, true))),
         build_query(6, &n("www.insecure.be."), Rtype::A, Some((1232, true))),
+        build_query(7, &n("web.nic.be."), Rtype::A, Some((1232, true))),
+        build_query(8, &n("x.pages.nic.be."), Rtype::A, Some((1232, true))),
+        build_query(9, &n("delegated.nic.be."), Rtype::A, None),
+        build_query(10, &n("old.nic.be."), Rtype::A, Some((1232, true))),
     ];
     // The counter does see allocations on this thread.
     let before = counting::count();
     let v: Vec<u8> = Vec::with_capacity(16);
     drop(std::hint::black_box(v));
     assert!(counting::count() > before);
+    let signed = version(test_zone(), true, None, &["insecure.be."]);
     let mut out = Vec::with_capacity(65535);
-    // Warm up (first use may size buffers).
-    for q in &queries {
-        handle(&s, &cfg, q, false, &mut out);
-    }
-    for q in &queries {
-        let before = counting::count();
-        assert!(handle(&s, &cfg, q, false, &mut out));
-        let made = counting::count() - before;
-        assert_eq!(
-            made,
-            0,
-            "query {} allocated {made} times",
-            u16::from_be_bytes([q[0], q[1]])
-        );
+    for snap in [&s, &signed] {
+        // Warm up (first use may size buffers and, signed, makes the signatures).
+        for q in &queries {
+            handle(snap, &cfg, q, false, &mut out);
+        }
+        for q in &queries {
+            let before = counting::count();
+            assert!(handle(snap, &cfg, q, false, &mut out));
+            let made = counting::count() - before;
+            assert_eq!(
+                made,
+                0,
+                "query {} ({}) allocated {made} times",
+                u16::from_be_bytes([q[0], q[1]]),
+                if snap.dnssec.is_some() {
+                    "signed"
+                } else {
+                    "unsigned"
+                }
+            );
+        }
     }
 }
