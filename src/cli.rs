@@ -320,7 +320,7 @@ fn start_publisher(
                 .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
             if let Some(f) = crate::dnssec::signer::fault_from_env() {
                 tracing::warn!(
-                    "BELFRY_FAULT_SIGN is set: signing RRsets at {} fails on purpose (a test seam)",
+                    "FAULT INJECTION (BELFRY_FAULT_SIGN): signing RRsets at {} fails on purpose",
                     crate::name::to_text(&f)
                 );
                 signer.inject_sign_fault(Some(&f));

@@ -66,7 +66,7 @@ pub fn load_with(
             .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
         if let Some(f) = dnssec::signer::fault_from_env() {
             tracing::warn!(
-                "BELFRY_FAULT_SIGN is set: signing RRsets at {} fails on purpose (a test seam)",
+                "FAULT INJECTION (BELFRY_FAULT_SIGN): signing RRsets at {} fails on purpose",
                 crate::name::to_text(&f)
             );
             signer.inject_sign_fault(Some(&f));
@@ -301,10 +301,7 @@ pub fn sign_missing_with(
                     d.chain.slot(pos).store(Some(Arc::new(sig)));
                     total.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                Err(e) => dnssec::report_failure(&e),
             }
         }
     };
@@ -338,9 +335,14 @@ fn sign_shard(d: &Dnssec, sh: &zone::ZShard, no: u32) -> Result<usize, dnssec::S
             shard_no: no,
             idx: node,
         };
-        let s = d.signer.sign_set(n, SetRef { sh, idx: set })?;
-        sigs.slot(set).store(Some(Arc::new(s)));
-        made += 1;
+        match d.signer.sign_set(n, SetRef { sh, idx: set }) {
+            Ok(s) => {
+                sigs.slot(set).store(Some(Arc::new(s)));
+                made += 1;
+            }
+            // Counted by the signer; the pass goes on with the rest.
+            Err(e) => dnssec::report_failure(&e),
+        }
     }
     Ok(made)
 }
@@ -358,6 +360,7 @@ fn maintenance(svc: &Service, presign: bool) {
         .map(|n| n.get())
         .unwrap_or(1);
     let mut signed_serial: Option<u32> = None;
+    let mut retry_presign = Instant::now();
     let mut next_resign = Instant::now();
     let mut checkpointed_signed = false;
     let mut next_checkpoint = Instant::now()
@@ -385,8 +388,17 @@ fn maintenance(svc: &Service, presign: bool) {
                 next_resign = Instant::now() + Duration::from_secs(period as u64);
             }
         }
-        if presign && snap.dnssec.is_some() && signed_serial != Some(snap.serial) {
+        if presign
+            && snap.dnssec.is_some()
+            && signed_serial != Some(snap.serial)
+            && Instant::now() >= retry_presign
+        {
             let t = Instant::now();
+            let failures_before = snap
+                .dnssec
+                .as_ref()
+                .map(|d| d.signer.signing_failures())
+                .unwrap_or(0);
             let progress =
                 std::sync::Mutex::new(Progress::start("signing", 0, Some(&svc.progress)));
             let r = sign_missing_with(&snap, threads, &|| svc.stopping(), &|done, total| {
@@ -412,8 +424,17 @@ fn maintenance(svc: &Service, presign: bool) {
                         );
                     }
                     svc.presigned.fetch_add(n, Ordering::Relaxed);
-                    // Complete only if no change was published meanwhile.
-                    if !svc.stopping() && svc.publisher.snapshot().serial == snap.serial {
+                    let failed = snap
+                        .dnssec
+                        .as_ref()
+                        .map(|d| d.signer.signing_failures())
+                        .unwrap_or(0)
+                        > failures_before;
+                    if failed {
+                        // Logged (rate-limited) by the signer; try again in a minute.
+                        retry_presign = Instant::now() + Duration::from_secs(60);
+                    } else if !svc.stopping() && svc.publisher.snapshot().serial == snap.serial {
+                        // Complete only if no change was published meanwhile.
                         signed_serial = Some(snap.serial);
                         svc.fully_signed.store(true, Ordering::Relaxed);
                         svc.publisher.mark_fully_signed();

@@ -307,8 +307,9 @@ impl Dnssec {
 
 static LAST_FAILURE_LOG: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Log a signing failure, at most once every ten seconds.
-fn report_failure(e: &SignError) {
+/// Log a signing failure, at most once every ten seconds (shared by the query path
+/// and the background passes, so a broken key cannot flood the log).
+pub fn report_failure(e: &SignError) {
     let now = now();
     let last = LAST_FAILURE_LOG.load(Ordering::Relaxed);
     if now >= last.saturating_add(10)

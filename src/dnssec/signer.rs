@@ -221,7 +221,7 @@ impl Signer {
         if self.fault.as_deref() == Some(owner_lower) {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return Err(SignError(format!(
-                "signing {} {} failed: fault injected by BELFRY_FAULT_SIGN",
+                "cannot sign {} {}: fault injected (BELFRY_FAULT_SIGN)",
                 name::to_text(owner_lower),
                 crate::zone::master::rtype_to_string(rtype.0)
             )));
@@ -261,7 +261,7 @@ impl Signer {
                 |e| {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     SignError(format!(
-                        "signing {} {} failed: {e}",
+                        "cannot sign {} {}: {e}",
                         name::to_text(owner_lower),
                         crate::zone::master::rtype_to_string(rtype.0)
                     ))

@@ -75,10 +75,18 @@ pub fn parse(raw: &[u8]) -> Message {
         }
         None => assert!(o.qname.is_empty()),
     }
+    // hickory keeps a TSIG record apart from the additional section; belfry's decoder
+    // lists it there (it is the last record, RFC 8945 §4.1).
+    let o_additional: Vec<_> = o
+        .additional
+        .iter()
+        .filter(|r| r.rtype != belfry::wire::Rtype::TSIG)
+        .cloned()
+        .collect();
     for (name, hs, os) in [
         ("answer", &h.answers, &o.answer),
         ("authority", &h.authorities, &o.authority),
-        ("additional", &h.additionals, &o.additional),
+        ("additional", &h.additionals, &o_additional),
     ] {
         assert_eq!(hs.len(), os.len(), "{name} count");
         for (i, (hr, or)) in hs.iter().zip(os.iter()).enumerate() {
