@@ -306,6 +306,7 @@ fn benches(c: &mut Criterion) {
                     source: EditSource::Update,
                     source_serial: None,
                     force: false,
+                    fingerprint: None,
                 },
                 "bench",
                 None,

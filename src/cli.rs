@@ -46,6 +46,8 @@ enum Cmd {
     Generate(GenerateArgs),
     /// Edit or view the suppression list of a running server.
     Suppress(suppress::cli::SuppressArgs),
+    /// Make a running server take its zone file again (checked, diffed, signed, published).
+    Reload(ReloadArgs),
 }
 
 /// Where the configuration comes from: a file, or flags alone.
@@ -106,6 +108,20 @@ enum KeyCmd {
 }
 
 #[derive(Args, Debug)]
+struct ReloadArgs {
+    /// Configuration file (for the admin address and token file).
+    #[arg(long, short, default_value = "belfry.toml")]
+    config: PathBuf,
+    /// Apply even when the new zone removes more delegations than
+    /// `[zone] reload_max_removed_share` allows.
+    #[arg(long)]
+    force: bool,
+    /// Who asks (audited; default: the login name).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+#[derive(Args, Debug)]
 struct DsArgs {
     /// Configuration file.
     #[arg(long, short)]
@@ -143,6 +159,7 @@ pub fn main() -> i32 {
         Cmd::Ds(a) => ds(a),
         Cmd::Generate(a) => generate(a),
         Cmd::Suppress(a) => suppress::cli::run(a),
+        Cmd::Reload(a) => reload(a),
     };
     match r {
         Ok(()) => 0,
@@ -470,7 +487,13 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         version: cfg.server.version.clone(),
     };
     let svc = Arc::new(
-        Service::new(publisher.clone(), handler_cfg, state).with_query_log(cfg.log.queries),
+        Service::new(publisher.clone(), handler_cfg, state)
+            .with_query_log(cfg.log.queries)
+            .with_reload(service::ReloadCfg {
+                file: cfg.zone.file.clone(),
+                origin: cfg.origin_wire(),
+                max_removed_share: cfg.zone.reload_max_removed_share,
+            }),
     );
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
@@ -495,13 +518,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let _admin = suppress::api::start(&cfg, publisher.clone(), svc.clone())?;
     ops::notify::ready(&svc.status_line());
     signals.wait(|| {
-        tracing::info!("SIGHUP: reopening log files");
-        ops::notify::reloading("reopening log files");
+        tracing::info!("SIGHUP: reopening log files and reloading the zone");
+        ops::notify::reloading("reloading");
         for e in ops::reopen::reopen_all() {
             tracing::error!("{e}");
         }
-        tracing::info!("log files reopened");
-        ops::notify::ready(&svc.status_line());
+        // The reload runs off the signal loop; its outcome goes to the log.
+        let s = svc.clone();
+        let _ = std::thread::Builder::new()
+            .name("belfry-reload".into())
+            .spawn(move || {
+                let _ = s.reload_zone(false, "SIGHUP");
+                ops::notify::ready(&s.status_line());
+            });
     });
     tracing::info!("shutting down");
     ops::notify::stopping("shutting down");
@@ -613,6 +642,24 @@ fn check(a: ServeArgs) -> Result<(), String> {
         println!("warning: {w}");
     }
     println!("ok ({:.2} s)", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn reload(a: ReloadArgs) -> Result<(), String> {
+    let cfg = Config::load(&a.config).map_err(|e| e.to_string())?;
+    let client = suppress::cli::Client::new(&cfg)?;
+    let body = suppress::proto::ReloadRequest {
+        actor: suppress::cli::actor(a.by),
+        force: a.force,
+    };
+    let o: crate::publish::change::Outcome = suppress::cli::ok(client.post("/v1/reload", &body)?)?;
+    println!(
+        "change {}: {} names changed, zone serial now {}, {} signatures made",
+        o.id, o.names_changed, o.serial, o.signatures
+    );
+    for n in &o.notes {
+        println!("  note: {n}");
+    }
     Ok(())
 }
 

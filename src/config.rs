@@ -181,6 +181,13 @@ pub struct ZoneSection {
     /// How serials move on: `increment` (default), `unixtime` or `dateserial`.
     #[serde(default = "default_serial_policy")]
     pub serial_policy: crate::publish::SerialPolicy,
+    /// Largest share of the delegations a reload may remove without `--force` (0.0–1.0).
+    #[serde(default = "default_reload_share")]
+    pub reload_max_removed_share: f64,
+}
+
+fn default_reload_share() -> f64 {
+    0.02
 }
 
 fn default_serial_policy() -> crate::publish::SerialPolicy {
@@ -483,6 +490,9 @@ impl Config {
         }
         if self.state.journal_max_bytes < 1 << 20 {
             return bad("[state] journal_max_bytes must be at least 1048576 (1 MiB)".into());
+        }
+        if !(0.0..=1.0).contains(&self.zone.reload_max_removed_share) {
+            return bad("[zone] reload_max_removed_share must be between 0.0 and 1.0".into());
         }
         if self.state.checkpoint_interval == 0 {
             return bad("[state] checkpoint_interval must be at least 1 second".into());

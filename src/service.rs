@@ -94,6 +94,17 @@ pub struct StateCfg {
     pub journal_max_age: u64,
 }
 
+/// What a zone reload needs to know.
+#[derive(Clone, Debug)]
+pub struct ReloadCfg {
+    /// The zone file.
+    pub file: std::path::PathBuf,
+    /// The zone origin (wire form).
+    pub origin: Vec<u8>,
+    /// Largest share of delegations a reload may remove without force.
+    pub max_removed_share: f64,
+}
+
 /// The service the transport calls.
 pub struct Service {
     /// The publisher (owner of the served version).
@@ -107,6 +118,8 @@ pub struct Service {
     log_queries: bool,
     /// Long work in progress (signing pass, ...), for `GET /v1/status`.
     pub progress: Arc<Board>,
+    reload: Option<ReloadCfg>,
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Service {
@@ -124,7 +137,78 @@ impl Service {
             state,
             log_queries: false,
             progress: Board::new(),
+            reload: None,
+            reloading: std::sync::Mutex::new(()),
         }
+    }
+
+    /// Set where zone reloads read from.
+    pub fn with_reload(mut self, r: ReloadCfg) -> Service {
+        self.reload = Some(r);
+        self
+    }
+
+    /// Take the zone file again: loaded and checked off the query path while the
+    /// served version keeps answering, then published as one change (see
+    /// [`crate::publish::reload`]). One reload at a time.
+    pub fn reload_zone(
+        &self,
+        force: bool,
+        actor: &str,
+    ) -> Result<crate::publish::change::Outcome, crate::publish::change::ChangeError> {
+        use crate::publish::change::ChangeError;
+        let Some(r) = self.reload.as_ref() else {
+            return Err(ChangeError::BadInput(
+                "this server has no zone file to reload".into(),
+            ));
+        };
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let t = Instant::now();
+        let mut progress = Progress::start("reload", 0, Some(&self.progress));
+        let fingerprint = crate::publish::checkpoint::Fingerprint::of(&r.file).ok();
+        if fingerprint.is_some() && fingerprint == self.publisher.fingerprint() && !force {
+            progress.finish();
+            return Err(ChangeError::Unchanged);
+        }
+        let zone =
+            zone::load_file(&r.file, &r.origin).map_err(|e| ChangeError::Check(e.to_string()));
+        progress.set(1, 2);
+        let zone = match zone {
+            Ok(z) => z,
+            Err(e) => {
+                progress.finish();
+                tracing::error!("reload refused, the served zone stays: {e}");
+                return Err(e);
+            }
+        };
+        let load_secs = t.elapsed().as_secs_f64();
+        let opts = crate::publish::reload::ReloadOptions {
+            source: crate::publish::change::EditSource::Reload,
+            force,
+            max_removed_share: r.max_removed_share,
+            fingerprint,
+        };
+        let out = self.publisher.reload(zone, opts, actor);
+        progress.finish();
+        match &out {
+            Ok(o) => tracing::info!(
+                "reload of {}: {} names changed, serial {}, {} signatures made, in {:.2} s ({:.2} s loading)",
+                r.file.display(),
+                o.names_changed,
+                o.serial,
+                o.signatures,
+                t.elapsed().as_secs_f64(),
+                load_secs
+            ),
+            Err(ChangeError::Unchanged) => {
+                tracing::info!("reload of {}: nothing changed", r.file.display())
+            }
+            Err(e) => tracing::error!("reload refused, the served zone stays: {e}"),
+        }
+        for n in out.iter().flat_map(|o| o.notes.iter()) {
+            tracing::warn!("reload: {n}");
+        }
+        out
     }
 
     /// Log every query (target [`crate::ops::log::QUERY_TARGET`]); off unless asked for.

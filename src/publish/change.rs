@@ -127,6 +127,8 @@ pub enum Change {
         source_serial: Option<u32>,
         /// Apply even above the safety threshold.
         force: bool,
+        /// The zone file the new source data is (for a reload).
+        fingerprint: Option<super::checkpoint::Fingerprint>,
     },
     /// Re-sign RRsets whose signatures are due (the scheduler asks).
     Resign,

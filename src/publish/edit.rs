@@ -8,7 +8,7 @@
 //! their types, and the records whose NSEC3 RDATA changed are re-signed.
 //! Nothing of the serving version is touched: the result is swapped in whole.
 
-use crate::dnssec::chain::{member_of, ChainDelta, ChainPos, Member};
+use crate::dnssec::chain::{member_of, ChainDelta, ChainPos};
 use crate::dnssec::{ApexSigs, Dnssec, ShardSigs, SigSet, Slot};
 use crate::name::Key;
 use crate::wire::Rtype;
@@ -150,15 +150,60 @@ fn err_text(e: ShardError) -> EditError {
     EditError::Check(e.message)
 }
 
-/// The chain members of a shard version.
-fn members(sh: &ZShard, id: ShardId, d: &Dnssec, extra: &[Rtype]) -> HashMap<Vec<u8>, Member> {
-    let mut m = HashMap::new();
-    for idx in 0..sh.data.node_count() as u32 {
-        if let Some(mem) = member_of(node_ref(sh, id, idx), &d.chain.params, extra) {
-            m.insert(mem.key.clone(), mem);
+/// Whether two nodes give the same NSEC3 record (same flags and types).
+fn same_member(o: NodeRef<'_>, n: NodeRef<'_>) -> bool {
+    o.flags() == n.flags()
+        && o.shard().rrsets(o.idx).len() == n.shard().rrsets(n.idx).len()
+        && o.shard()
+            .rrsets(o.idx)
+            .iter()
+            .zip(n.shard().rrsets(n.idx))
+            .all(|(a, b)| a.rtype == b.rtype)
+}
+
+/// What the NSEC3 chain must change between two versions of a shard: walk both
+/// (names are in canonical order) and hash only the names that appeared, went, or
+/// changed their flags or types.
+fn chain_delta(old: &ZShard, new: &ZShard, id: ShardId, d: &Dnssec) -> ChainDelta {
+    let mut delta = ChainDelta::default();
+    let params = &d.chain.params;
+    let (on, nn) = (old.data.node_count() as u32, new.data.node_count() as u32);
+    let (mut i, mut j) = (0u32, 0u32);
+    while i < on || j < nn {
+        let ok = (i < on).then(|| old.data.node_key(i));
+        let nk = (j < nn).then(|| new.data.node_key(j));
+        match (ok, nk) {
+            (Some(a), Some(b)) if a == b => {
+                let (o, n) = (node_ref(old, id, i), node_ref(new, id, j));
+                if !same_member(o, n) {
+                    let (x, y) = (
+                        member_of(o, params, &APEX_EXTRA),
+                        member_of(n, params, &APEX_EXTRA),
+                    );
+                    match (x, y) {
+                        (Some(x), None) => delta.remove.push(x.hash),
+                        (_, Some(y)) => delta.upsert.push(y),
+                        (None, None) => {}
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), b) if b.is_none() || a < b.unwrap_or_default() => {
+                if let Some(x) = member_of(node_ref(old, id, i), params, &APEX_EXTRA) {
+                    delta.remove.push(x.hash);
+                }
+                i += 1;
+            }
+            _ => {
+                if let Some(y) = member_of(node_ref(new, id, j), params, &APEX_EXTRA) {
+                    delta.upsert.push(y);
+                }
+                j += 1;
+            }
         }
     }
-    m
+    delta
 }
 
 /// The types the signer adds at the apex (they appear in the apex NSEC3 bitmap).
@@ -172,31 +217,44 @@ pub fn next_version(
     zone: &Zone,
     dnssec: Option<&Dnssec>,
     contents: Vec<(ShardId, Content)>,
-    ctx: &dyn ZoneContext,
+    ctx: &(dyn ZoneContext + Sync),
     hints: Option<&Hints>,
 ) -> Result<Next, EditError> {
     let origin = zone.origin().to_vec();
     let ol = zone.origin_labels();
-    let mut built: Vec<(ShardId, Arc<ZShard>)> = Vec::with_capacity(contents.len());
     let mut signed = 0usize;
-    for (id, content) in &contents {
-        let data = build_shard(content, *id, &origin, ol, ctx).map_err(err_text)?;
-        let old = match id {
-            None => zone.apex_shard(),
-            Some(i) => zone.shard(*i),
-        };
-        let zs = match dnssec {
-            None => ZShard::unsigned(Arc::new(data)),
-            Some(_) => {
-                let old_pair = old.sigs.as_ref().map(|s| (&*old.data, s));
-                let (sigs, _missing) = ShardSigs::carried(&data, old_pair);
-                ZShard {
-                    data: Arc::new(data),
-                    sigs: Some(sigs),
+    let threads = if contents.len() > 8 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+    } else {
+        1
+    };
+    // Build (and check) every touched shard, on all cores for a big change.
+    let results: Vec<Result<(ShardId, Arc<ZShard>), EditError>> =
+        crate::zone::build::par_map(contents, threads, |(id, content)| {
+            let data = build_shard(&content, id, &origin, ol, ctx).map_err(err_text)?;
+            let old = match id {
+                None => zone.apex_shard(),
+                Some(i) => zone.shard(i),
+            };
+            let zs = match dnssec {
+                None => ZShard::unsigned(Arc::new(data)),
+                Some(_) => {
+                    let old_pair = old.sigs.as_ref().map(|s| (&*old.data, s));
+                    let (sigs, _missing) = ShardSigs::carried(&data, old_pair);
+                    ZShard {
+                        data: Arc::new(data),
+                        sigs: Some(sigs),
+                    }
                 }
-            }
-        };
-        built.push((*id, Arc::new(zs)));
+            };
+            Ok((id, Arc::new(zs)))
+        });
+    let mut built: Vec<(ShardId, Arc<ZShard>)> = Vec::with_capacity(results.len());
+    for r in results {
+        built.push(r?);
     }
     // The apex's wildcard flag depends on the shard of `*.<origin>`.
     let mut next_zone = zone.with_shards(built.clone());
@@ -254,59 +312,58 @@ pub fn next_version(
             signed: 0,
         });
     };
-    // Sign what has no signature yet in the rebuilt shards.
-    for (id, zs) in &built {
-        let Some(sigs) = zs.sigs.as_ref() else {
-            continue;
-        };
-        for (node, set) in zs.data.node_rrsets() {
-            let flags = zs.data.node(node).flags;
-            let rtype = zs.data.rrset(set).rtype;
-            if !crate::dnssec::sigs::signable(flags, rtype) || sigs.slot(set).load().is_some() {
-                continue;
-            }
-            let hinted = hints.and_then(|h| {
-                h.rrsets
-                    .get(&(zs.data.node_key(node).to_vec(), rtype.0))
-                    .cloned()
-            });
-            let s = match hinted {
-                Some(s) => s,
-                None => {
-                    signed += 1;
-                    let n = node_ref(zs, *id, node);
-                    let sr = crate::zone::SetRef { sh: zs, idx: set };
-                    Arc::new(
-                        d.signer
-                            .sign_set(n, sr)
-                            .map_err(|e| EditError::Sign(e.to_string()))?,
-                    )
-                }
+    // Sign what has no signature yet in the rebuilt shards (on all cores for a big change).
+    let sign_threads = if built.len() > 8 { threads } else { 1 };
+    let made: Vec<Result<usize, EditError>> =
+        crate::zone::build::par_map(built.clone(), sign_threads, |(id, zs)| {
+            let Some(sigs) = zs.sigs.as_ref() else {
+                return Ok(0);
             };
-            sigs.slot(set).store(Some(s));
-        }
+            let mut n = 0;
+            for (node, set) in zs.data.node_rrsets() {
+                let flags = zs.data.node(node).flags;
+                let rtype = zs.data.rrset(set).rtype;
+                if !crate::dnssec::sigs::signable(flags, rtype) || sigs.slot(set).load().is_some() {
+                    continue;
+                }
+                let hinted = hints.and_then(|h| {
+                    h.rrsets
+                        .get(&(zs.data.node_key(node).to_vec(), rtype.0))
+                        .cloned()
+                });
+                let s = match hinted {
+                    Some(s) => s,
+                    None => {
+                        n += 1;
+                        let nr = node_ref(&zs, id, node);
+                        let sr = crate::zone::SetRef { sh: &zs, idx: set };
+                        Arc::new(
+                            d.signer
+                                .sign_set(nr, sr)
+                                .map_err(|e| EditError::Sign(e.to_string()))?,
+                        )
+                    }
+                };
+                sigs.slot(set).store(Some(s));
+            }
+            Ok(n)
+        });
+    for m in made {
+        signed += m?;
     }
     // The NSEC3 chain: names whose record appeared, went, or changed its bitmap.
+    let deltas: Vec<ChainDelta> =
+        crate::zone::build::par_map(built.clone(), sign_threads, |(id, new)| {
+            let old = match id {
+                None => zone.apex_shard().clone(),
+                Some(i) => zone.shard(i).clone(),
+            };
+            chain_delta(&old, &new, id, d)
+        });
     let mut delta = ChainDelta::default();
-    for (id, new) in &built {
-        let old = match id {
-            None => zone.apex_shard(),
-            Some(i) => zone.shard(*i),
-        };
-        let before = members(old, *id, d, &APEX_EXTRA);
-        let after = members(new, *id, d, &APEX_EXTRA);
-        for (k, m) in &before {
-            match after.get(k) {
-                None => delta.remove.push(m.hash),
-                Some(n) if n != m => delta.upsert.push(n.clone()),
-                Some(_) => {}
-            }
-        }
-        for (k, m) in after {
-            if !before.contains_key(&k) {
-                delta.upsert.push(m);
-            }
-        }
+    for x in deltas {
+        delta.upsert.extend(x.upsert);
+        delta.remove.extend(x.remove);
     }
     let (chain, need) = if delta.is_empty() {
         (None, Vec::new())

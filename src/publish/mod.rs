@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod diff;
 pub mod edit;
 pub mod journal;
+pub mod reload;
 
 use crate::dnssec::{Dnssec, Signer};
 use crate::handler::Snapshot;
@@ -774,6 +775,13 @@ impl Publisher {
         st.next_id += 1;
         st.list = new_list;
         st.in_force = after;
+        if let Change::Edit {
+            fingerprint: Some(f),
+            ..
+        } = &change
+        {
+            st.fingerprint = Some(f.clone());
+        }
         let ol = st.ol;
         st.withheld
             .retain(|d, _| !affected.contains(&shard_id(d, ol)));
@@ -1716,6 +1724,7 @@ impl Publisher {
             source: EditSource::Update,
             source_serial,
             force: false,
+            fingerprint: None,
         };
         let id = st.next_id;
         let r = self.apply_locked(&mut st, change, actor, None, Mode::Live);

@@ -708,6 +708,24 @@ async fn handle(
                 }
             }
         }
+        (&Method::POST, "/v1/reload") => {
+            match read_json::<super::proto::ReloadRequest>(&parts, body, &ctx, deadline).await {
+                Ok(b) if b.actor.trim().is_empty() => error(400, "actor is required"),
+                Ok(b) => {
+                    let svc = ctx.service.clone();
+                    let r = tokio::task::spawn_blocking(move || svc.reload_zone(b.force, &b.actor))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ChangeError::Storage("the reload panicked".into()))
+                        });
+                    match r {
+                        Ok(o) => json(200, &o),
+                        Err(e) => error(status_of(&e), e.to_string()),
+                    }
+                }
+                Err(r) => *r,
+            }
+        }
         _ => error(
             404,
             format!(

@@ -114,7 +114,7 @@ enum SuppressCmd {
     },
 }
 
-fn actor(by: Option<String>) -> String {
+pub fn actor(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "operator".into())
@@ -249,7 +249,7 @@ fn request_id() -> String {
 }
 
 /// The body of a 200 answer as `T`, or the refusal as an error.
-fn ok<T: serde::de::DeserializeOwned>((status, text): Reply) -> Result<T, String> {
+pub fn ok<T: serde::de::DeserializeOwned>((status, text): Reply) -> Result<T, String> {
     if status == 200 {
         serde_json::from_str(&text).map_err(|e| format!("admin API: unexpected answer: {e}"))
     } else {

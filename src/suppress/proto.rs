@@ -240,3 +240,14 @@ pub fn check_field(field: &str, value: &str, max: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `POST /v1/reload`: take the zone file again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadRequest {
+    /// Who asks (audited).
+    pub actor: String,
+    /// Apply even when more delegations are removed than `[zone] reload_max_removed_share` allows.
+    #[serde(default)]
+    pub force: bool,
+}
