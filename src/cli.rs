@@ -305,7 +305,11 @@ fn start_publisher(
             "no [state] dir: published changes do not survive a restart"
         );
         let loaded = load_and_report(cfg, keys)?;
-        return Ok((publisher_for(cfg, loaded, true)?, None));
+        let p = publisher_for(cfg, loaded, true)?;
+        if cfg.zone.primary.is_some() {
+            p.set_source_serial(p.snapshot().zone.serial());
+        }
+        return Ok((p, None));
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("{}: cannot create the state directory: {e}", dir.display()))?;
@@ -376,10 +380,12 @@ fn start_publisher(
         );
         p.set_journal(journal);
         match crate::publish::checkpoint::Fingerprint::of(&cfg.zone.file) {
-            Ok(f) if p.fingerprint().as_ref() != Some(&f) => tracing::warn!(
-                "{} changed while belfry was stopped: reload it to publish the changes",
-                cfg.zone.file.display()
-            ),
+            Ok(f) if cfg.zone.primary.is_none() && p.fingerprint().as_ref() != Some(&f) => {
+                tracing::warn!(
+                    "{} changed while belfry was stopped: reload it to publish the changes",
+                    cfg.zone.file.display()
+                )
+            }
             _ => {}
         }
         p
@@ -395,9 +401,7 @@ fn start_publisher(
         }
         let loaded = load_and_report(cfg, keys)?;
         let p = publisher_for(cfg, loaded, true)?;
-        p.set_fingerprint(Some(crate::publish::checkpoint::Fingerprint::of(
-            &cfg.zone.file,
-        )?));
+        p.set_fingerprint(crate::publish::checkpoint::Fingerprint::of(&cfg.zone.file).ok());
         p.set_journal(journal);
         let t = Instant::now();
         p.checkpoint(&cpath, cfg.state.journal_max_age)?;
@@ -408,6 +412,10 @@ fn start_publisher(
         );
         p
     };
+    if cfg.zone.primary.is_some() && p.source_soa().is_none() {
+        // Taken from the primary (or its copy in the zone file): IXFR goes on from here.
+        p.set_source_serial(p.snapshot().zone.serial());
+    }
     Ok((p, Some(state)))
 }
 
@@ -415,7 +423,22 @@ fn load_and_report(
     cfg: &Config,
     keys: Option<Vec<crate::dnssec::key::SigningKey>>,
 ) -> Result<service::Loaded, String> {
-    let loaded = service::load(cfg, keys)?;
+    // Following a primary with nothing on disk yet: the first version comes by AXFR.
+    let loaded = match crate::xfr::follow::primary_of(cfg)? {
+        Some(p) if !cfg.zone.file.exists() => {
+            let t = Instant::now();
+            let (zone, serial) = crate::xfr::follow::initial_zone(&p, &cfg.origin_wire())?;
+            tracing::info!(
+                "took serial {serial} from the primary {} by AXFR in {:.2} s",
+                p.addr,
+                t.elapsed().as_secs_f64()
+            );
+            let mut l = service::loaded_from(cfg, zone, keys)?;
+            l.load_secs = t.elapsed().as_secs_f64();
+            l
+        }
+        _ => service::load(cfg, keys)?,
+    };
     let zone = &loaded.zone;
     tracing::info!(
         "loaded {} in {:.2} s: {} delegations ({} secure), {} records, serial {}",
@@ -516,6 +539,24 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     );
     let maint = service::spawn_maintenance(svc.clone(), presign);
     let _admin = suppress::api::start(&cfg, publisher.clone(), svc.clone())?;
+    let _follower = match crate::xfr::follow::primary_of(&cfg)? {
+        Some(primary) => {
+            tracing::info!(
+                "following the primary {} for the unsigned zone",
+                primary.addr
+            );
+            Some(crate::xfr::follow::spawn(
+                publisher.clone(),
+                crate::xfr::follow::FollowCfg {
+                    primary,
+                    origin: cfg.origin_wire(),
+                    refresh: cfg.zone.primary_refresh,
+                    max_removed_share: cfg.zone.reload_max_removed_share,
+                },
+            )?)
+        }
+        None => None,
+    };
     ops::notify::ready(&svc.status_line());
     signals.wait(|| {
         tracing::info!("SIGHUP: reopening log files and reloading the zone");

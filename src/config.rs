@@ -184,6 +184,15 @@ pub struct ZoneSection {
     /// Largest share of the delegations a reload may remove without `--force` (0.0–1.0).
     #[serde(default = "default_reload_share")]
     pub reload_max_removed_share: f64,
+    /// A primary to take the unsigned zone from (AXFR/IXFR in; belfry signs in front of it).
+    pub primary: Option<SocketAddr>,
+    /// TSIG key file (BIND format) for the primary.
+    pub primary_key_file: Option<PathBuf>,
+    /// Which key of that file (default: the only one).
+    pub primary_key: Option<String>,
+    /// Seconds between SOA checks of the primary; 0 = the SOA's refresh field.
+    #[serde(default)]
+    pub primary_refresh: u64,
 }
 
 fn default_reload_share() -> f64 {
@@ -445,6 +454,9 @@ impl Config {
             }
         };
         fix(&mut c.zone.file);
+        if let Some(p) = c.zone.primary_key_file.as_mut() {
+            fix(p);
+        }
         fix(&mut c.dnssec.key_dir);
         if let Some(p) = c.suppress.file.as_mut() {
             fix(p);

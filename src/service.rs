@@ -50,13 +50,23 @@ pub fn load_with(
 ) -> Result<Loaded, String> {
     let t0 = Instant::now();
     stage(LoadStage::ZoneFile);
-    let mut zone =
-        zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
+    let zone = zone::load_file(&cfg.zone.file, &cfg.origin_wire()).map_err(|e| e.to_string())?;
     let load_secs = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
     if cfg.dnssec.enabled {
         stage(LoadStage::Dnssec);
     }
+    let mut l = loaded_from(cfg, zone, keys)?;
+    l.load_secs = load_secs;
+    Ok(l)
+}
+
+/// A zone (from a file or a transfer) with the DNSSEC part the configuration asks for.
+pub fn loaded_from(
+    cfg: &Config,
+    mut zone: Zone,
+    keys: Option<Vec<dnssec::key::SigningKey>>,
+) -> Result<Loaded, String> {
+    let t1 = Instant::now();
     let dnssec = if cfg.dnssec.enabled {
         let keys = match keys {
             Some(k) => k,
@@ -78,7 +88,7 @@ pub fn load_with(
     Ok(Loaded {
         zone,
         dnssec,
-        load_secs,
+        load_secs: 0.0,
         sign_prep_secs: t1.elapsed().as_secs_f64(),
     })
 }

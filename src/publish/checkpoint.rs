@@ -84,6 +84,8 @@ pub struct Header {
     pub ixfr_floor: Option<u32>,
     /// The next change id.
     pub next_id: u64,
+    /// The primary's serial of the source data (when following a primary).
+    pub source_serial: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -20,6 +20,7 @@
 //! and sends one over UDP.
 
 pub mod client;
+pub mod follow;
 pub mod notify;
 
 pub use client::{query_soa, refresh, transfer, Diff, Kind, Primary, Reader, Refresh, Transfer};

@@ -101,6 +101,8 @@ pub struct Opts {
     pub extra_server: String,
     /// More lines of the `[suppress]` section.
     pub extra_suppress: String,
+    /// More lines of the `[zone]` section.
+    pub extra_zone: String,
     pub zone: Option<PathBuf>,
     /// Environment variables for the server process (e.g. the signing fault hook).
     pub env: Vec<(String, String)>,
@@ -119,6 +121,7 @@ impl Default for Opts {
             extra_dnssec: String::new(),
             extra_server: String::new(),
             extra_suppress: String::new(),
+            extra_zone: String::new(),
             zone: None,
             env: Vec::new(),
             idle_timeout: 3,
@@ -157,9 +160,10 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = {}\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n{}\n",
+                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = {}\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n{}\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n{}\n",
                 opts.idle_timeout,
                 opts.extra_server,
+                opts.extra_zone,
                 opts.signed,
                 opts.extra_dnssec,
                 opts.extra_suppress,
