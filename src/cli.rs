@@ -501,6 +501,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let presign = cfg.dnssec.presign;
     let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
     let publisher = Arc::new(publisher);
+    ops::release_memory();
     if publisher.write_list_file_if_missing()? {
         tracing::info!("wrote the suppression list file (it was missing)");
     }

@@ -528,7 +528,11 @@ fn maintenance(svc: &Service, presign: bool) {
                         // Logged (rate-limited) by the signer; try again in a minute.
                         retry_presign = Instant::now() + Duration::from_secs(60);
                     } else if !svc.stopping() && svc.publisher.snapshot().serial == snap.serial {
-                        // Complete only if no change was published meanwhile.
+                        // Complete only if no change was published meanwhile. A version
+                        // restored whole from the checkpoint needs no new checkpoint.
+                        if n == 0 && snap.serial == checkpoint_serial {
+                            checkpointed_signed = true;
+                        }
                         signed_serial = Some(snap.serial);
                         svc.fully_signed.store(true, Ordering::Relaxed);
                         svc.publisher.mark_fully_signed();

@@ -279,7 +279,8 @@ impl ChainDelta {
 }
 
 impl Chain {
-    /// Build the chain of a zone (hashing on all cores).
+    /// Build the chain of a zone (hashing on all cores). Entries are written
+    /// straight into the chain shards' arenas: no allocation per name.
     pub fn build(
         zone: &Zone,
         params: Nsec3Params,
@@ -289,38 +290,93 @@ impl Chain {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
+        let node_at = |shard: u32, idx: u32| -> NodeRef<'_> {
+            if shard == crate::zone::APEX_SHARD {
+                zone.apex()
+            } else {
+                NodeRef {
+                    sh: zone.shard(shard as usize),
+                    shard_no: shard,
+                    idx,
+                }
+            }
+        };
         let shards: Vec<usize> = (0..crate::zone::SHARDS).collect();
-        let per: Vec<Vec<Member>> = crate::zone::build::par_map(shards, threads, |i| {
-            let sh = zone.shard(i);
-            (0..sh.data.node_count() as u32)
-                .filter_map(|idx| {
-                    member_of(
-                        NodeRef {
+        let per: Vec<Vec<([u8; 20], u32, u32)>> =
+            crate::zone::build::par_map(shards, threads, |i| {
+                let sh = zone.shard(i);
+                let mut buf = [0u8; 256];
+                (0..sh.data.node_count() as u32)
+                    .filter_map(|idx| {
+                        let n = NodeRef {
                             sh,
                             shard_no: i as u32,
                             idx,
-                        },
-                        &params,
-                        extra_apex,
-                    )
-                })
-                .collect()
-        });
-        let mut members: Vec<Member> = per.into_iter().flatten().collect();
-        if let Some(m) = member_of(zone.apex(), &params, extra_apex) {
-            members.push(m);
+                        };
+                        if !in_chain(n, &params) {
+                            return None;
+                        }
+                        let len = crate::zone::key_to_wire_buf(n.key(), &mut buf);
+                        Some((params.hash(&buf[..len]), i as u32, idx))
+                    })
+                    .collect()
+            });
+        let mut entries: Vec<([u8; 20], u32, u32)> = per.into_iter().flatten().collect();
+        if in_chain(zone.apex(), &params) {
+            entries.push((params.hash(zone.origin()), crate::zone::APEX_SHARD, 0));
         }
-        members.sort_unstable_by_key(|a| a.hash);
-        for pair in members.windows(2) {
-            if pair[0].hash == pair[1].hash {
+        entries.sort_unstable_by_key(|e| e.0);
+        for pair in entries.windows(2) {
+            if pair[0].0 == pair[1].0 {
                 return Err(ChainError(format!(
                     "NSEC3 hash collision between {} and {}: choose another salt",
-                    crate::name::to_text(&crate::zone::key_to_wire(&pair[0].key)),
-                    crate::name::to_text(&crate::zone::key_to_wire(&pair[1].key))
+                    crate::name::to_text(&node_at(pair[0].1, pair[0].2).name()),
+                    crate::name::to_text(&node_at(pair[1].1, pair[1].2).name())
                 )));
             }
         }
-        Ok(Chain::from_sorted(params, zone.origin(), &members))
+        // Group by chain shard, then fill each shard's arrays.
+        let mut bounds = vec![0usize; CHAIN_SHARDS + 1];
+        for e in &entries {
+            bounds[shard_of_hash(&e.0) + 1] += 1;
+        }
+        for i in 0..CHAIN_SHARDS {
+            bounds[i + 1] += bounds[i];
+        }
+        let firsts: Vec<Option<[u8; 20]>> = (0..CHAIN_SHARDS)
+            .map(|i| (bounds[i] < bounds[i + 1]).then(|| entries[bounds[i]].0))
+            .collect();
+        let nexts = next_of_lasts(&firsts);
+        let mut types = Vec::with_capacity(16);
+        let mut shards = Vec::with_capacity(CHAIN_SHARDS);
+        for i in 0..CHAIN_SHARDS {
+            let part = &entries[bounds[i]..bounds[i + 1]];
+            if part.is_empty() {
+                shards.push(Arc::new(ChainShard::empty()));
+                continue;
+            }
+            let mut s = ChainShard {
+                hashes: Vec::with_capacity(part.len()),
+                spans: Vec::with_capacity(part.len()),
+                arena: Vec::with_capacity(part.len() * 24),
+                next_of_last: nexts[i],
+                sigs: (0..part.len()).map(|_| Slot::empty()).collect(),
+            };
+            for &(h, sh, idx) in part {
+                let n = node_at(sh, idx);
+                s.hashes.push(h);
+                let b = s.arena.len() as u32;
+                node_types_into(n, extra_apex, &mut types);
+                type_bitmap(&types, &mut s.arena);
+                let bl = s.arena.len() as u32 - b;
+                let k = s.arena.len() as u32;
+                s.arena.extend_from_slice(n.key());
+                s.spans.push([b, bl, k, n.key().len() as u32]);
+            }
+            s.arena.shrink_to_fit();
+            shards.push(Arc::new(s));
+        }
+        Ok(Chain::assemble(params, zone.origin(), shards))
     }
 
     /// A chain from members sorted by hash (no duplicates).

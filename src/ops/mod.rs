@@ -55,3 +55,13 @@ impl Signals {
         }
     }
 }
+
+/// Give memory freed after big transient work (a load, a reload, a checkpoint)
+/// back to the system; glibc keeps it otherwise.
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

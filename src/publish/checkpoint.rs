@@ -13,7 +13,7 @@
 //! Written to a temporary file, fsynced, renamed over the old one.
 
 use super::change::Suppression;
-use super::edit::{build_shard, Content, RecSet, ShardId};
+use super::edit::{RecSet, ShardId};
 use crate::dnssec::{ApexSigs, Dnssec, ShardSigs, SigSet, Signer, Slot};
 use crate::handler::Snapshot;
 use crate::zone::{self, ZShard, Zone};
@@ -88,37 +88,73 @@ pub struct Header {
     pub source_serial: Option<u32>,
 }
 
+/// A shard as stored: for each name with RRsets, `key_len u16, key, sets u16`, then
+/// per RRset `type u16, ttl u32, count u16, (len u16, rdata)*, sig_len u32` and, when
+/// `sig_len > 0`, `expiration u32` and the signature bytes. Flat, so that writing and
+/// reading a 1.8 M-delegation zone makes no allocation per record.
 #[derive(Serialize, Deserialize)]
-struct StoredSig {
-    expiration: u32,
+struct ShardBlob {
     bytes: Vec<u8>,
 }
 
-impl StoredSig {
-    fn of(s: &SigSet) -> StoredSig {
-        StoredSig {
-            expiration: s.expiration,
-            bytes: s.bytes().to_vec(),
-        }
-    }
-    fn into_set(self) -> SigSet {
-        SigSet::new(self.expiration, &self.bytes)
-    }
-}
-
-/// One name of a stored shard: its key and RRsets with their signatures.
-type StoredName = (Vec<u8>, Vec<(RecSet, Option<StoredSig>)>);
-
-#[derive(Serialize, Deserialize)]
-struct ShardBlob {
-    names: Vec<StoredName>,
-}
-
+/// The signatures of the NSEC3 records and of DNSKEY/NSEC3PARAM, flat: per record
+/// `hash [20], expiration u32, len u32, bytes`; then the two apex sets the same way
+/// (hash all zero; len 0 when there is none).
 #[derive(Serialize, Deserialize, Default)]
 struct Tail {
-    chain: Vec<([u8; 20], StoredSig)>,
-    dnskey: Option<StoredSig>,
-    nsec3param: Option<StoredSig>,
+    chain: Vec<u8>,
+    apex: Vec<u8>,
+}
+
+fn put_sig(out: &mut Vec<u8>, s: Option<&SigSet>) {
+    match s {
+        None => out.extend_from_slice(&0u32.to_le_bytes()),
+        Some(s) => {
+            out.extend_from_slice(&(s.bytes().len() as u32 + 4).to_le_bytes());
+            out.extend_from_slice(&s.expiration.to_le_bytes());
+            out.extend_from_slice(s.bytes());
+        }
+    }
+}
+
+/// A cursor over stored bytes; every read is bounds-checked (a corrupt file is an error).
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let r = self
+            .b
+            .get(self.at..self.at + n)
+            .ok_or_else(|| "corrupt checkpoint (short record)".to_string())?;
+        self.at += n;
+        Ok(r)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let t = self.take(2)?;
+        Ok(u16::from_le_bytes([t[0], t[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let t = self.take(4)?;
+        Ok(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+    }
+    fn done(&self) -> bool {
+        self.at >= self.b.len()
+    }
+    /// A stored signature set (`None` when absent).
+    fn sig(&mut self) -> Result<Option<SigSet>, String> {
+        let n = self.u32()? as usize;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < 4 {
+            return Err("corrupt checkpoint (signature length)".into());
+        }
+        let exp = self.u32()?;
+        Ok(Some(SigSet::new(exp, self.take(n - 4)?)))
+    }
 }
 
 fn frame<T: Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
@@ -148,35 +184,33 @@ fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, Stri
 
 fn blob_of(zs: &ZShard) -> ShardBlob {
     let sh = &*zs.data;
-    let mut names = Vec::new();
+    let mut b = Vec::with_capacity(sh.heap_bytes() / 2);
     for node in 0..sh.node_count() as u32 {
         let sets = sh.rrsets(node);
         if sets.is_empty() {
             continue;
         }
+        let key = sh.node_key(node);
+        b.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(&(sets.len() as u16).to_le_bytes());
         let start = sh.rrset_start(node);
-        let v = sets
-            .iter()
-            .enumerate()
-            .map(|(k, s)| {
-                let sig = zs
-                    .sigs
-                    .as_ref()
-                    .and_then(|g| g.slot(start + k as u32).load_full())
-                    .map(|s| StoredSig::of(&s));
-                (
-                    RecSet {
-                        rtype: s.rtype.0,
-                        ttl: s.ttl,
-                        rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
-                    },
-                    sig,
-                )
-            })
-            .collect();
-        names.push((sh.node_key(node).to_vec(), v));
+        for (k, s) in sets.iter().enumerate() {
+            b.extend_from_slice(&s.rtype.0.to_le_bytes());
+            b.extend_from_slice(&s.ttl.to_le_bytes());
+            b.extend_from_slice(&s.count.to_le_bytes());
+            for r in sh.rdatas(s) {
+                b.extend_from_slice(&(r.len() as u16).to_le_bytes());
+                b.extend_from_slice(r);
+            }
+            let sig = zs
+                .sigs
+                .as_ref()
+                .and_then(|g| g.slot(start + k as u32).load_full());
+            put_sig(&mut b, sig.as_deref());
+        }
     }
-    ShardBlob { names }
+    ShardBlob { bytes: b }
 }
 
 /// Write a checkpoint of a version (with `header` describing the rest of the state).
@@ -204,11 +238,12 @@ pub fn write(path: &Path, snap: &Snapshot, mut header: Header) -> Result<(), Str
         if let Some(d) = snap.dnssec.as_deref() {
             for pos in d.chain.positions() {
                 if let Some(s) = d.chain.slot(pos).load_full() {
-                    tail.chain.push((*d.chain.hash(pos), StoredSig::of(&s)));
+                    tail.chain.extend_from_slice(d.chain.hash(pos));
+                    put_sig(&mut tail.chain, Some(&s));
                 }
             }
-            tail.dnskey = d.apex.dnskey.load_full().map(|s| StoredSig::of(&s));
-            tail.nsec3param = d.apex.nsec3param.load_full().map(|s| StoredSig::of(&s));
+            put_sig(&mut tail.apex, d.apex.dnskey.load_full().as_deref());
+            put_sig(&mut tail.apex, d.apex.nsec3param.load_full().as_deref());
         }
         frame(&mut w, &tail).map_err(|e| fail("cannot write", e))?;
         let f = w
@@ -281,49 +316,29 @@ pub fn read(path: &Path, origin: &[u8], signer: Option<Arc<Signer>>) -> Result<R
             && header.nsec3 == Some((p.iterations, p.salt.clone(), p.opt_out))
     });
     let ol = crate::name::label_count(&origin);
-    let mut blobs = Vec::with_capacity(zone::SHARDS + 1);
-    for _ in 0..=zone::SHARDS {
-        blobs.push(read_frame::<ShardBlob>(&mut r).map_err(at)?);
-    }
-    let tail: Tail = read_frame(&mut r).map_err(at)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
     let signed = signer.is_some();
-    let jobs: Vec<(ShardId, ShardBlob)> = blobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| (if i == 0 { None } else { Some(i - 1) }, b))
-        .collect();
-    let built: Vec<Result<(ShardId, Arc<ZShard>), String>> =
-        zone::build::par_map(jobs, threads, |(id, blob)| {
-            let mut content = Content::new();
-            for (k, sets) in &blob.names {
-                content.insert(k.clone(), sets.iter().map(|(s, _)| s.clone()).collect());
-            }
-            let data = build_shard(&content, id, &origin, ol, &Checked).map_err(|e| e.message)?;
-            let sigs = signed.then(|| ShardSigs::empty(&data));
-            if let (Some(sigs), true) = (&sigs, keep_sigs) {
-                for (k, sets) in blob.names {
-                    let Some(node) = data.find(&k) else { continue };
-                    for (s, sig) in sets {
-                        if let (Some(sig), Some(i)) =
-                            (sig, data.rrset_index(node, crate::wire::Rtype(s.rtype)))
-                        {
-                            sigs.slot(i).store(Some(Arc::new(sig.into_set())));
-                        }
-                    }
-                }
-            }
-            Ok((
-                id,
-                Arc::new(ZShard {
-                    data: Arc::new(data),
-                    sigs,
-                }),
-            ))
-        });
+    // Read and build in batches, so the stored bytes of the whole zone are never
+    // held at once next to the zone being built.
+    let mut built: Vec<Result<(ShardId, Arc<ZShard>), String>> =
+        Vec::with_capacity(zone::SHARDS + 1);
+    let mut next = 0usize;
+    while next <= zone::SHARDS {
+        let n = (zone::SHARDS + 1 - next).min(256);
+        let mut jobs = Vec::with_capacity(n);
+        for i in next..next + n {
+            let blob = read_frame::<ShardBlob>(&mut r).map_err(at)?;
+            jobs.push((if i == 0 { None } else { Some(i - 1) }, blob));
+        }
+        next += n;
+        built.extend(zone::build::par_map(jobs, threads, |(id, blob)| {
+            build_stored(&blob.bytes, id, &origin, ol, signed, keep_sigs)
+        }));
+    }
+    let tail: Tail = read_frame(&mut r).map_err(at)?;
     let mut apex = None;
     let mut shards = Vec::with_capacity(zone::SHARDS);
     for b in built {
@@ -387,16 +402,27 @@ pub fn read(path: &Path, origin: &[u8], signer: Option<Arc<Signer>>) -> Result<R
                 nsec3param: Slot::empty(),
             });
             if keep_sigs {
-                for (h, sig) in tail.chain {
-                    if let Some(pos) = chain.find(&h) {
-                        chain.slot(pos).store(Some(Arc::new(sig.into_set())));
+                let mut c = Cursor {
+                    b: &tail.chain,
+                    at: 0,
+                };
+                while !c.done() {
+                    let h: [u8; 20] = c.take(20).map_err(&at)?.try_into().unwrap_or([0; 20]);
+                    if let Some(sig) = c.sig().map_err(&at)? {
+                        if let Some(pos) = chain.find(&h) {
+                            chain.slot(pos).store(Some(Arc::new(sig)));
+                        }
                     }
                 }
-                if let Some(x) = tail.dnskey {
-                    apex.dnskey.store(Some(Arc::new(x.into_set())));
+                let mut c = Cursor {
+                    b: &tail.apex,
+                    at: 0,
+                };
+                if let Some(x) = c.sig().map_err(&at)? {
+                    apex.dnskey.store(Some(Arc::new(x)));
                 }
-                if let Some(x) = tail.nsec3param {
-                    apex.nsec3param.store(Some(Arc::new(x.into_set())));
+                if let Some(x) = c.sig().map_err(&at)? {
+                    apex.nsec3param.store(Some(Arc::new(x)));
                 }
             }
             Some(Dnssec {
@@ -413,4 +439,75 @@ pub fn read(path: &Path, origin: &[u8], signer: Option<Arc<Signer>>) -> Result<R
         header,
         signatures_kept: keep_sigs,
     })
+}
+
+/// Build one stored shard (and put its signatures back when `keep_sigs`).
+fn build_stored(
+    bytes: &[u8],
+    id: ShardId,
+    origin: &[u8],
+    ol: usize,
+    signed: bool,
+    keep_sigs: bool,
+) -> Result<(ShardId, Arc<ZShard>), String> {
+    let mut b = zone::shard::ShardBuilder::new(ol, id);
+    let mut key = crate::name::Key::new();
+    if id.is_none() {
+        key.set(origin);
+        b.name(&key);
+    }
+    // Signatures to put back once built: (key range in `bytes`, type, signatures).
+    let mut sigs: Vec<(usize, usize, u16, SigSet)> = Vec::new();
+    let mut c = Cursor { b: bytes, at: 0 };
+    let mut line = 0u32;
+    while !c.done() {
+        let kl = c.u16()? as usize;
+        let k0 = c.at;
+        key.set_key(c.take(kl)?);
+        let n = c.u16()?;
+        for _ in 0..n {
+            let rtype = c.u16()?;
+            let ttl = c.u32()?;
+            let count = c.u16()?;
+            for _ in 0..count {
+                let l = c.u16()? as usize;
+                line += 1;
+                b.add(
+                    &key,
+                    rtype,
+                    ttl,
+                    c.take(l)?,
+                    zone::shard::Src { file: 0, line },
+                );
+            }
+            if let Some(s) = c.sig()? {
+                sigs.push((k0, kl, rtype, s));
+            }
+        }
+    }
+    let ix = b
+        .index()
+        .map_err(|e| format!("a stored shard fails its checks: {}", e.message))?;
+    let mut w = Vec::new();
+    let data = ix
+        .finish(origin, &Checked, &mut w)
+        .map_err(|e| format!("a stored shard fails its checks: {}", e.message))?;
+    let slots = signed.then(|| ShardSigs::empty(&data));
+    if let (Some(slots), true) = (&slots, keep_sigs) {
+        for (k0, kl, rtype, s) in sigs {
+            let Some(node) = data.find(&bytes[k0..k0 + kl]) else {
+                continue;
+            };
+            if let Some(i) = data.rrset_index(node, crate::wire::Rtype(rtype)) {
+                slots.slot(i).store(Some(Arc::new(s)));
+            }
+        }
+    }
+    Ok((
+        id,
+        Arc::new(ZShard {
+            data: Arc::new(data),
+            sigs: slots,
+        }),
+    ))
 }

@@ -136,6 +136,22 @@ struct RemoteUsers {
 impl RemoteUsers {
     /// Replace what one shard contributes, from its source content.
     fn set_shard(&mut self, id: ShardId, content: &Content, origin: &[u8], ol: usize) {
+        let delegations = content.iter().filter_map(|(k, sets)| {
+            let ns = sets.iter().find(|s| s.rtype == Rtype::NS.0)?;
+            Some((k.as_slice(), ns.rdatas.iter().map(|r| r.as_slice())))
+        });
+        self.set_shard_ns(id, delegations, origin, ol);
+    }
+
+    /// Replace what one shard contributes, given each delegation's key and NS targets;
+    /// only targets in the zone but in another shard are kept.
+    fn set_shard_ns<'a, T: Iterator<Item = &'a [u8]>>(
+        &mut self,
+        id: ShardId,
+        delegations: impl Iterator<Item = (&'a [u8], T)>,
+        origin: &[u8],
+        ol: usize,
+    ) {
         if let Some(old) = self.by_shard.remove(&id) {
             for (h, u) in old {
                 if let Some(s) = self.users.get_mut(&h) {
@@ -148,14 +164,11 @@ impl RemoteUsers {
         }
         let mut mine = Vec::new();
         let mut key = Key::new();
-        for (k, sets) in content {
+        for (k, targets) in delegations {
             if k.iter().filter(|&&b| b == 0).count() <= ol {
                 continue;
             }
-            let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) else {
-                continue;
-            };
-            for t in &ns.rdatas {
+            for t in targets {
                 if name::wire_len(t).is_err() || !name::is_at_or_below(t, origin) {
                     continue;
                 }
@@ -166,7 +179,7 @@ impl RemoteUsers {
                     Some(zone::shard_of(key.prefix(ol + 1)))
                 };
                 if hid != id {
-                    mine.push((key.as_bytes().to_vec(), k.clone()));
+                    mine.push((key.as_bytes().to_vec(), k.to_vec()));
                 }
             }
         }
@@ -445,7 +458,7 @@ impl Publisher {
         let active = st.active_keys(now);
         let mut affected: BTreeSet<ShardId> = active.iter().map(|k| st.shard_of_key(k)).collect();
         affected.insert(None);
-        let (snap, withheld) = build_next(
+        let (snap, withheld, _) = build_next(
             &st,
             &zone,
             dnssec.as_deref(),
@@ -681,7 +694,7 @@ impl Publisher {
             Mode::Replay { hints, .. } => Some(hints),
         };
         let new_list = list;
-        let (snap, withheld) = {
+        let (snap, withheld, signed) = {
             let prev_list = std::mem::replace(&mut st.list, new_list.clone());
             let r = build_next(
                 st,
@@ -704,7 +717,7 @@ impl Publisher {
             added: added.iter().map(text).collect(),
             removed: removed.iter().map(text).collect(),
             names_changed: edits.len(),
-            signatures: 0,
+            signatures: signed,
             notes: Vec::new(),
         };
         // Audit first: no change is served without its record.
@@ -905,6 +918,10 @@ fn write_list_file<'a>(
     crate::suppress::list::persist_owned(path, list)
 }
 
+/// What [`build_next`] made: the snapshot, what suppressions withhold in the
+/// rebuilt shards, and how many signatures were made.
+type Built = (Snapshot, HashMap<Vec<u8>, Content>, usize);
+
 /// Build the next snapshot: rebuild `affected` shards from source data with
 /// `edits` applied, withdraw the `active` suppressions, set the serial.
 #[allow(clippy::too_many_arguments)]
@@ -917,7 +934,7 @@ fn build_next(
     active: &BTreeSet<Vec<u8>>,
     serial: u32,
     hints: Option<&edit::Hints>,
-) -> Result<(Snapshot, HashMap<Vec<u8>, Content>), ChangeError> {
+) -> Result<Built, ChangeError> {
     let mut contents = Vec::new();
     let mut withheld_all = HashMap::new();
     for &id in affected {
@@ -973,13 +990,14 @@ fn build_next(
             );
         }
     }
+    let signed = next.signed;
     let snap = Snapshot {
         serial: next.zone.serial(),
         zone: Arc::new(next.zone),
         dnssec: next.dnssec.map(Arc::new),
         suppressions: Arc::new(set),
     };
-    Ok((snap, withheld_all))
+    Ok((snap, withheld_all, signed))
 }
 
 /// What the shard checks need from the rest of the zone.

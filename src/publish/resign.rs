@@ -61,7 +61,7 @@ impl Publisher {
         let mut apex_only = BTreeSet::new();
         apex_only.insert(None);
         let in_force = st.in_force.clone();
-        let (snap0, _) = build_next(
+        let (snap0, _, made0) = build_next(
             st,
             &cur.zone,
             Some(d),
@@ -73,7 +73,7 @@ impl Publisher {
         )?;
         let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
         let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
-        let mut signed = 0usize;
+        let mut signed = made0;
         let mut shards = Vec::new();
         for (id, sets) in zone_due {
             let sh = match id {

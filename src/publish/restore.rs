@@ -12,33 +12,29 @@ impl RemoteUsers {
         origin: &[u8],
         ol: usize,
     ) {
-        let mut c = Content::new();
-        for node in 0..sh.node_count() as u32 {
-            if sh.node(node).flags & zone::DELEGATION == 0 {
-                continue;
-            }
-            if let Some(i) = sh.rrset_index(node, Rtype::NS) {
-                let s = sh.rrset(i);
-                c.insert(
-                    sh.node_key(node).to_vec(),
-                    vec![RecSet {
-                        rtype: Rtype::NS.0,
-                        ttl: s.ttl,
-                        rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
-                    }],
-                );
-            }
-        }
-        for w in extra {
-            for (k, sets) in *w {
-                if let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) {
-                    c.insert(k.clone(), vec![ns.clone()]);
-                }
-            }
-        }
-        if !c.is_empty() || self.by_shard.contains_key(&id) {
-            self.set_shard(id, &c, origin, ol);
-        }
+        // Straight from the shard's NS RRsets: no copy of the zone is made.
+        let served = (0..sh.node_count() as u32)
+            .filter(|&n| sh.node(n).flags & zone::DELEGATION != 0)
+            .filter_map(|n| {
+                let i = sh.rrset_index(n, Rtype::NS)?;
+                Some((sh.node_key(n), sh.rdatas(sh.rrset(i))))
+            })
+            .map(|(k, it)| (k, Box::new(it) as Box<dyn Iterator<Item = &[u8]>>));
+        let withheld = extra
+            .iter()
+            .flat_map(|w| w.iter())
+            .filter_map(|(k, sets)| {
+                let ns = sets.iter().find(|s| s.rtype == Rtype::NS.0)?;
+                Some((k.as_slice(), ns))
+            })
+            .map(|(k, ns)| {
+                (
+                    k,
+                    Box::new(ns.rdatas.iter().map(|r| r.as_slice()))
+                        as Box<dyn Iterator<Item = &[u8]>>,
+                )
+            });
+        self.set_shard_ns(id, served.chain(withheld), origin, ol);
     }
 }
 
@@ -232,7 +228,7 @@ impl Publisher {
         let mut apex_only = BTreeSet::new();
         apex_only.insert(None);
         let in_force = st.in_force.clone();
-        let (snap0, _) = build_next(
+        let (snap0, _, _) = build_next(
             st,
             &cur.zone,
             Some(d),
