@@ -701,13 +701,13 @@ impl Config {
         if r.table_size < 1024 || r.table_size > 1 << 26 {
             return Err("[rrl] table_size must be between 1024 and 67108864".into());
         }
-        let rates = [
-            rate_of("answer_rate", r.answer_rate.or(Some(r.rate)))?,
-            rate_of("referral_rate", r.referral_rate.or(Some(r.rate)))?,
-            rate_of("negative_rate", r.negative_rate.or(Some(r.rate)))?,
-            rate_of("error_rate", r.error_rate.or(Some(r.rate)))?,
-        ];
         rate_of("rate", None)?;
+        let rates = [
+            rate_of("answer_rate", r.answer_rate)?,
+            rate_of("referral_rate", r.referral_rate)?,
+            rate_of("negative_rate", r.negative_rate)?,
+            rate_of("error_rate", r.error_rate)?,
+        ];
         let mut exempt = Vec::new();
         for (i, e) in r.exempt.iter().enumerate() {
             let net = e

@@ -229,6 +229,12 @@ impl Service {
         )
     }
 
+    /// Answer one message (sans-IO) without rate limiting, cookies or counting.
+    pub fn answer_bytes(&self, query: &[u8], tcp: bool, out: &mut Vec<u8>) -> bool {
+        let snap = self.publisher.snapshot();
+        handler::handle(&snap, &self.handler_cfg, query, tcp, out)
+    }
+
     /// Answer one message (sans-IO), with rate limiting and cookies, and count it.
     pub fn respond(
         &self,
@@ -616,4 +622,78 @@ pub fn snapshot_of(
         publish::Sinks::default(),
     )?;
     Ok(p.snapshot_full())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::tests::{counting, test_zone};
+    use crate::server::Transport;
+    use crate::wire::decode::{build_query, build_query_with};
+    use crate::wire::types::option;
+    use crate::wire::Rtype;
+
+    fn service() -> Service {
+        let zone = test_zone();
+        let serial = zone.serial();
+        let p = Publisher::new(
+            zone,
+            None,
+            Vec::new(),
+            serial,
+            publish::Settings::default(),
+            publish::Sinks::default(),
+        )
+        .unwrap();
+        let secrets = crate::cookie::Secrets::new(vec![crate::cookie::Secret::from_hex(
+            "0f0e0d0c0b0a09080706050403020100",
+        )
+        .unwrap()])
+        .unwrap();
+        Service::new(Arc::new(p), HandlerConfig::default(), None)
+            .with_rrl(Some(Rrl::new(crate::rrl::Settings {
+                rates: [2; 4],
+                table_size: 1024,
+                ..Default::default()
+            })))
+            .with_cookies(Some(secrets), None)
+    }
+
+    #[test]
+    fn answering_through_the_service_counts_without_allocating() {
+        let svc = service();
+        let wire = |s: &str| crate::name::from_text(s, &[0]).unwrap();
+        let queries = [
+            build_query(1, &wire("www.glued.be."), Rtype::A, Some((1232, false))),
+            build_query(2, &wire("nothere.be."), Rtype::A, Some((1232, false))),
+            build_query_with(
+                3,
+                &wire("be."),
+                Rtype::SOA,
+                (1232, false),
+                &[(option::COOKIE, &[5; 8])],
+            ),
+        ];
+        let ip: std::net::IpAddr = "192.0.2.33".parse().unwrap();
+        let mut out = Vec::with_capacity(4096);
+        // The thread's counter block is made on its first answer.
+        for q in &queries {
+            svc.respond(q, ip, Transport::Udp, &mut out);
+        }
+        for _ in 0..5 {
+            for q in &queries {
+                let before = counting::count();
+                svc.respond(q, ip, Transport::Udp, &mut out);
+                svc.respond(q, ip, Transport::Tcp, &mut out);
+                assert_eq!(counting::count() - before, 0, "allocated");
+            }
+        }
+        let t = svc.metrics.totals();
+        assert_eq!(t.all_queries(), 33);
+        assert!(t.rrl(0) + t.rrl(1) > 0, "rate 2/s: limited");
+        assert_eq!(t.cookie(0), 11);
+        let text = svc.metrics_text();
+        assert!(text.contains("belfry_cookie_secrets 1\n"), "{text}");
+        assert!(text.contains("belfry_zone_serial "), "{text}");
+    }
 }
