@@ -852,6 +852,68 @@ mod tests {
     }
 
     #[test]
+    fn rrl_cookies_and_nsid_settings() {
+        let parse = |extra: &str| {
+            Config::parse(
+                Path::new("/etc/belfry/belfry.toml"),
+                &format!("{extra}[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n"),
+            )
+        };
+        let c = parse("").unwrap();
+        let r = c.rrl_settings().unwrap().expect("RRL on by default");
+        assert_eq!((r.rates, r.slip, r.window), ([200; 4], 2, 15));
+        assert_eq!((r.ipv4_prefix, r.ipv6_prefix), (24, 56));
+        assert!(c.cookies.enabled && c.cookies.secret_file.is_none());
+        assert_eq!(c.nsid().unwrap(), None, "NSID off unless set");
+        let c = parse(
+            "[server]\nnsid = \"0x6e7331\"\n[rrl]\nnegative_rate = 50\nexempt = [\"192.0.2.7\", \"2001:db8::/32\"]\n\
+             [cookies]\nsecret_file = \"cookie.secret\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.nsid().unwrap(), Some(b"ns1".to_vec()));
+        let r = c.rrl_settings().unwrap().unwrap();
+        assert_eq!(r.rates, [200, 200, 50, 200]);
+        assert_eq!(r.exempt.len(), 2);
+        assert_eq!(
+            c.cookies.secret_file,
+            Some(PathBuf::from("/etc/belfry/cookie.secret"))
+        );
+        assert!(parse("[rrl]\nenabled = false\n")
+            .unwrap()
+            .rrl_settings()
+            .unwrap()
+            .is_none());
+        for (bad, want) in [
+            ("[rrl]\nrate = 0\n", "[rrl] rate"),
+            ("[rrl]\nrate = 100000\nwindow = 3600\n", "× window"),
+            ("[rrl]\nslip = 11\n", "slip"),
+            ("[rrl]\nipv4_prefix = 33\n", "ipv4_prefix"),
+            ("[rrl]\ntable_size = 10\n", "table_size"),
+            (
+                "[rrl]\nexempt = [\"192.0.2.0/24\", \"nonsense\"]\n",
+                "exempt entry 2",
+            ),
+            ("[server]\nnsid = \"0x6g\"\n", "[server] nsid"),
+            ("[server]\nnsid = \"\"\n", "1 to 128 bytes"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.0.contains(want), "{bad}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn the_sample_configuration_sets_an_nsid_and_serves_metrics() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("belfry.toml")).unwrap();
+        assert_eq!(c.nsid().unwrap(), Some(b"belfry-sample".to_vec()));
+        assert!(
+            c.suppress.admin_token_file.is_some(),
+            "the admin API (and /metrics) is on"
+        );
+        assert!(c.rrl_settings().unwrap().is_some());
+        assert!(c.cookies.enabled);
+    }
+
+    #[test]
     fn log_section_and_tcp_client_limits() {
         let c = Config::parse(
             Path::new("/etc/belfry/belfry.toml"),

@@ -21,8 +21,8 @@
 //! the `exempt` networks. With `log_only` the limits are computed and logged but
 //! every answer goes out.
 //!
-//! The table is a fixed array of 64-byte sets of eight 8-byte buckets, sized at
-//! start and never grown: a spoofed flood from many networks evicts buckets that
+//! It must not allocate, block or grow on the query path. The table is a fixed
+//! array of 64-byte sets of eight 8-byte buckets, sized at start and never grown: a spoofed flood from many networks evicts buckets that
 //! are not limiting before those that are. Each bucket is one atomic word (tag,
 //! limiting flag, second, balance) updated by compare-and-swap, so every worker
 //! shares the one table without a lock. The query path never allocates:
@@ -333,22 +333,27 @@ impl Rrl {
     /// The bucket with this tag in a set, or the one to replace: an empty one, else the
     /// longest unused that is not limiting, else the longest unused.
     fn find(&self, set: &Set, tag: u64, now: u16) -> (usize, u64) {
-        let mut victim = (0usize, 0u64, (true, 0u16));
+        let mut empty = None;
+        // Lower is a better victim: not limiting first, then the oldest.
+        let mut victim = (0usize, 0u64, (true, u16::MAX));
         for (i, b) in set.0.iter().enumerate() {
             let e = b.load(Ordering::Relaxed);
-            if e != 0 && tag_of(e) == tag {
+            if e == 0 {
+                empty = empty.or(Some(i));
+                continue;
+            }
+            if tag_of(e) == tag {
                 return (i, e);
             }
-            if e == 0 {
-                return (i, 0);
-            }
-            // Lower is a better victim: not limiting first, then the oldest.
             let rank = (e & LIMITING != 0, u16::MAX - now.wrapping_sub(stamp_of(e)));
-            if i == 0 || rank < victim.2 {
+            if rank <= victim.2 {
                 victim = (i, e, rank);
             }
         }
-        (victim.0, victim.1)
+        match empty {
+            Some(i) => (i, 0),
+            None => (victim.0, victim.1),
+        }
     }
 
     /// Note a network that began to be limited (never waits; counted when it cannot).
@@ -609,6 +614,47 @@ mod tests {
         assert_eq!(
             r.account(victim, Class::Negative, b"", 0, 100),
             Verdict::Drop
+        );
+    }
+
+    #[test]
+    fn a_bucket_behind_an_emptied_one_is_still_found() {
+        let r = rrl(2, 0, 5);
+        let src = ip("192.0.2.1");
+        // Fill the victim's set with others first, so its bucket is not the first.
+        let set_of = |a: IpAddr| {
+            let mut h = r.hasher.build_hasher();
+            h.write_u32(match r.network_of(a).0 {
+                IpAddr::V4(x) => u32::from(x),
+                _ => 0,
+            });
+            h.write_u8(Class::Error as u8);
+            h.write_u16(0);
+            h.write(b"");
+            h.finish() as usize & r.mask
+        };
+        let mine = set_of(src);
+        let mut others = 0;
+        for i in 0..100_000u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i << 8)));
+            if set_of(a) == mine {
+                r.account(a, Class::Error, b"", 0, 10);
+                others += 1;
+                if others == 3 {
+                    break;
+                }
+            }
+        }
+        for _ in 0..5 {
+            r.account(src, Class::Error, b"", 0, 10);
+        }
+        assert_eq!(r.account(src, Class::Error, b"", 0, 10), Verdict::Drop);
+        // The sweep empties the first bucket of the set (idle for an hour).
+        r.sets[mine].0[0].store(0, Ordering::Relaxed);
+        assert_eq!(
+            r.account(src, Class::Error, b"", 0, 10),
+            Verdict::Drop,
+            "still owing"
         );
     }
 

@@ -7,6 +7,16 @@
 //! when the query set DO and the zone is signed ([`crate::dnssec`]); the
 //! suppression list is consulted before the zone ([`crate::suppress`]).
 //!
+//! [`respond`] also takes the client's address and the server's [`Guards`]: DNS
+//! cookies are judged and answered (RFC 7873 §5.2, server cookies of RFC 9018;
+//! BADCOOKIE only to a server cookie that is not ours, and only over UDP), NSID
+//! is added when asked for and configured (RFC 5001), and a UDP answer to a
+//! client without a valid cookie is charged to its rate-limiting bucket
+//! ([`crate::rrl`]): sent, dropped, or slipped (TC=1 with only the question,
+//! never larger than the query). It returns an [`Outcome`] (sent or not, rcode,
+//! kind, truncation, what RRL and cookies did) for counters and logs.
+//! [`handle`] is the same without guards.
+//!
 //! It must not block, lock, allocate or sign in steady state; everything it
 //! writes was prepared at load or change time. Malformed input becomes
 //! FORMERR/NOTIMP/BADVERS or is dropped (RFC 8906), never a panic.
@@ -234,15 +244,12 @@ pub fn respond(
             let f = u16::from_be_bytes([query[2], query[3]]);
             let mut w = Writer::new(out, id, flags::QR | (f & 0x7800) | (f & flags::RD) | 1);
             o.rcode = Rcode::FORMERR;
-            match rate_limit(guards, client, rrl::Class::Error, &[], 0) {
-                Limited::Dropped => {
-                    o.rrl = Limited::Dropped;
-                    return o;
-                }
+            o.rrl = rate_limit(guards, client, rrl::Class::Error, &[], 0);
+            match o.rrl {
+                Limited::Dropped => return o,
                 Limited::Slipped => w.set_flags(w.flags() | flags::TC),
                 _ => {}
             }
-            o.rrl = rate_limit_seen(guards, client);
             w.finish();
             o.sent = true;
             return o;
@@ -357,14 +364,6 @@ fn rate_limit(
         rrl::Verdict::Drop => Limited::Dropped,
         rrl::Verdict::Slip => Limited::Slipped,
         rrl::Verdict::WouldLimit => Limited::WouldLimit,
-    }
-}
-
-/// What the FORMERR path reports when it was not limited (charged or not).
-fn rate_limit_seen(guards: &Guards<'_>, client: &Client) -> Limited {
-    match guards.rrl {
-        Some(r) if !client.tcp && !r.exempt(client.ip) => Limited::Passed,
-        _ => Limited::NotCharged,
     }
 }
 
