@@ -278,20 +278,22 @@ impl crate::server::Answerer for Service {
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
-        let sent = self.respond(query, peer.ip(), transport, out).sent;
+        let o = self.respond(query, peer.ip(), transport, out);
         if self.log_queries {
-            log_query(query, peer, transport, sent.then_some(out.as_slice()));
+            log_query(query, peer, transport, o.sent.then_some(out.as_slice()), &o);
         }
-        sent
+        o.sent
     }
 }
 
-/// One query log line: client, transport, name, type, rcode and size of the answer.
+/// One query log line: client, transport, name, type, rcode and size of the answer,
+/// and what rate limiting and cookies did.
 fn log_query(
     query: &[u8],
     peer: std::net::SocketAddr,
     transport: crate::server::Transport,
     answer: Option<&[u8]>,
+    outcome: &handler::Outcome,
 ) {
     let (qname, qtype) = match crate::wire::query::parse_query(query) {
         Ok(q) => (crate::name::to_text(q.qname), q.qtype.0),
@@ -306,6 +308,8 @@ fn log_query(
         qtype,
         rcode = ?rcode,
         size = answer.map(|a| a.len()).unwrap_or(0),
+        rrl = ?outcome.rrl,
+        cookie = ?outcome.cookie,
         "query"
     );
 }
