@@ -3,13 +3,15 @@
 //! `cargo bench --bench handler` (set `BELFRY_BENCH_DELEGATIONS` for a smaller zone).
 //! Groups: unsigned answers (referral, NXDOMAIN, apex), signed answers with cached
 //! signatures (secure referral with RRSIG(DS), NXDOMAIN with NSEC3 proofs, insecure
-//! referral with the opt-out proof, DNSKEY), a cold signature per algorithm next to
-//! raw `ring`, and changes published to the 1.8 M zone (suppressions, a one-delegation
-//! zone edit).
+//! referral with the opt-out proof, DNSKEY), the same signed answers through
+//! `respond` with rate limiting (not limiting), cookies and the per-thread counters
+//! (`guarded`), a flood that rate limiting drops or slips (`guarded/*_limited`), a cold
+//! signature per algorithm next to raw `ring`, and changes published to the 1.8 M zone
+//! (suppressions, a one-delegation zone edit).
 
 use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
 use belfry::dnssec::{Policy, Signer};
-use belfry::handler::{handle, HandlerConfig, Snapshot};
+use belfry::handler::{handle, respond, Client, Guards, HandlerConfig, Snapshot};
 use belfry::publish::change::{Change, EditSource, NameEdit, Suppression};
 use belfry::publish::edit::RecSet;
 use belfry::publish::{self, Publisher};
@@ -106,6 +108,30 @@ fn run(c: &mut Criterion, group: &str, id: &str, snap: &Snapshot, queries: &[Vec
     });
 }
 
+/// [`run`] through `respond` with guards from `client`, counting each outcome as the service does.
+fn run_guarded(
+    c: &mut Criterion,
+    id: &str,
+    snap: &Snapshot,
+    guards: &Guards<'_>,
+    client: &Client,
+    queries: &[Vec<u8>],
+) {
+    let cfg = HandlerConfig::default();
+    let metrics = belfry::metrics::Metrics::new();
+    let mut out = Vec::with_capacity(4096);
+    let mut i = 0usize;
+    c.benchmark_group("guarded").bench_function(id, |b| {
+        b.iter(|| {
+            let q = &queries[i % queries.len()];
+            i += 1;
+            let o = respond(snap, &cfg, guards, black_box(q), client, &mut out);
+            metrics.record(&o, belfry::server::Transport::Udp, q.len(), out.len());
+            black_box(o.sent)
+        })
+    });
+}
+
 fn queries(names: &[String], prefix: &str, t: Rtype, dnssec_ok: bool) -> Vec<Vec<u8>> {
     names
         .iter()
@@ -189,6 +215,63 @@ fn benches(c: &mut Criterion) {
         "dnskey",
         &signed,
         &[build_query(1, &n("be."), Rtype::DNSKEY, Some((1232, true)))],
+    );
+
+    // The same through respond: RRL that does not limit (one bucket update per answer),
+    // cookies on (the queries carry none, as dnsperf's), counters per thread.
+    let open = belfry::rrl::Rrl::new(belfry::rrl::Settings {
+        rates: [1_000_000; 4],
+        window: 1,
+        ..Default::default()
+    });
+    let secrets = belfry::cookie::Secrets::random().unwrap();
+    let guards = Guards {
+        rrl: Some(&open),
+        cookies: Some(&secrets),
+    };
+    let now = belfry::dnssec::tick();
+    let client = Client {
+        ip: "192.0.2.1".parse().unwrap(),
+        tcp: false,
+        now,
+    };
+    run_guarded(
+        c,
+        "referral_secure_cached_ds_rrsig",
+        &signed,
+        &guards,
+        &client,
+        &queries(&f.secure, "www.", Rtype::A, true),
+    );
+    run_guarded(
+        c,
+        "nxdomain_nsec3_proof",
+        &signed,
+        &guards,
+        &client,
+        &random_nx(4096, true),
+    );
+    // A flood from one network at the default rate: nearly every answer dropped or slipped.
+    let limiting = belfry::rrl::Rrl::new(belfry::rrl::Settings::default());
+    let guards = Guards {
+        rrl: Some(&limiting),
+        cookies: Some(&secrets),
+    };
+    run_guarded(
+        c,
+        "nxdomain_nsec3_proof_limited",
+        &signed,
+        &guards,
+        &client,
+        &random_nx(4096, true),
+    );
+    run_guarded(
+        c,
+        "referral_secure_limited",
+        &signed,
+        &guards,
+        &client,
+        &queries(&f.secure[..1], "www.", Rtype::A, true),
     );
 
     // A cold signature (sign + verify, as the signer does) next to raw ring.

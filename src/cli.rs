@@ -499,7 +499,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     }
     ops::notify::status("loading the zone");
     let presign = cfg.dnssec.presign;
+    let t_load = Instant::now();
     let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
+    let load_seconds = t_load.elapsed().as_secs_f64();
     let publisher = Arc::new(publisher);
     ops::release_memory();
     if publisher.write_list_file_if_missing()? {
@@ -509,16 +511,34 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         max_udp_payload: cfg.server.max_udp_payload,
         identity: cfg.server.identity.clone(),
         version: cfg.server.version.clone(),
+        nsid: cfg.nsid()?,
     };
-    let svc = Arc::new(
-        Service::new(publisher.clone(), handler_cfg, state)
-            .with_query_log(cfg.log.queries)
-            .with_reload(service::ReloadCfg {
-                file: cfg.zone.file.clone(),
-                origin: cfg.origin_wire(),
-                max_removed_share: cfg.zone.reload_max_removed_share,
-            }),
-    );
+    let rrl = cfg.rrl_settings()?.map(crate::rrl::Rrl::new);
+    match &rrl {
+        Some(r) => tracing::info!(
+            "RRL: {} answers/s per /{} (IPv4) or /{} (IPv6) network and class, slip {}, window {} s, {} buckets{}",
+            cfg.rrl.rate,
+            r.settings().ipv4_prefix,
+            r.settings().ipv6_prefix,
+            r.settings().slip,
+            r.settings().window,
+            r.buckets(),
+            if r.settings().log_only { ", log only" } else { "" }
+        ),
+        None => tracing::warn!("{}", "RRL off: UDP answers are not rate-limited"),
+    }
+    let (cookies, cookie_file) = cookie_secrets(&cfg)?;
+    let svc = Service::new(publisher.clone(), handler_cfg, state)
+        .with_query_log(cfg.log.queries)
+        .with_rrl(rrl)
+        .with_cookies(cookies, cookie_file)
+        .with_reload(service::ReloadCfg {
+            file: cfg.zone.file.clone(),
+            origin: cfg.origin_wire(),
+            max_removed_share: cfg.zone.reload_max_removed_share,
+        });
+    svc.set_load_seconds(load_seconds);
+    let svc = Arc::new(svc);
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
         workers: cfg.server.workers,
@@ -565,6 +585,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         for e in ops::reopen::reopen_all() {
             tracing::error!("{e}");
         }
+        tracing::info!("log files reopened");
+        match svc.reload_cookies() {
+            Ok(Some(n)) => tracing::info!("cookie secrets read again: {n} accepted"),
+            Ok(None) => {}
+            Err(e) => tracing::error!("{e}; the cookie secrets in force stay"),
+        }
         // The reload runs off the signal loop; its outcome goes to the log.
         let s = svc.clone();
         let _ = std::thread::Builder::new()
@@ -581,6 +607,34 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     server.wait();
     let _ = maint.join();
     Ok(())
+}
+
+/// The cookie secrets `[cookies]` asks for (`None`: cookies off) and the file to re-read.
+fn cookie_secrets(
+    cfg: &Config,
+) -> Result<(Option<crate::cookie::Secrets>, Option<PathBuf>), String> {
+    if !cfg.cookies.enabled {
+        tracing::info!("{}", "DNS cookies off");
+        return Ok((None, None));
+    }
+    match &cfg.cookies.secret_file {
+        Some(f) => {
+            let s = crate::cookie::Secrets::from_file(f)?;
+            tracing::info!(
+                "DNS cookies: {} secrets from {} (the first makes cookies)",
+                s.len(),
+                f.display()
+            );
+            Ok((Some(s), Some(f.clone())))
+        }
+        None => {
+            tracing::info!(
+                "{}",
+                "DNS cookies: a random secret (set [cookies] secret_file to share one between instances)"
+            );
+            Ok((Some(crate::cookie::Secrets::random()?), None))
+        }
+    }
 }
 
 /// Load for `check`, with a progress bar on a terminal (plain lines otherwise).

@@ -41,6 +41,12 @@ pub struct Config {
     /// Server logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Response rate limiting.
+    #[serde(default)]
+    pub rrl: RrlSection,
+    /// DNS cookies.
+    #[serde(default)]
+    pub cookies: CookiesSection,
 }
 
 fn default_journal_bytes() -> u64 {
@@ -149,6 +155,9 @@ pub struct ServerSection {
     pub identity: Option<String>,
     /// Answer for CHAOS `version.bind`; refused when absent.
     pub version: Option<String>,
+    /// NSID (RFC 5001) sent to queries that ask: a text, `0x` and hex digits, or
+    /// `hostname`; off when absent.
+    pub nsid: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -166,6 +175,7 @@ impl Default for ServerSection {
             max_udp_payload: default_payload(),
             identity: None,
             version: None,
+            nsid: None,
         }
     }
 }
@@ -394,6 +404,102 @@ pub enum LogFormat {
     Journal,
 }
 
+fn default_rrl_rate() -> u32 {
+    crate::rrl::DEFAULT_RATE
+}
+fn default_slip() -> u32 {
+    2
+}
+fn default_window() -> u32 {
+    15
+}
+fn default_table_size() -> usize {
+    1 << 18
+}
+
+/// `[rrl]`: response rate limiting of UDP answers (see [`crate::rrl`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlSection {
+    /// Limit UDP answers per client network (on by default).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Answers per second per bucket (client network, class, name).
+    #[serde(default = "default_rrl_rate")]
+    pub rate: u32,
+    /// Rate of positive answers (default: `rate`).
+    pub answer_rate: Option<u32>,
+    /// Rate of referrals (default: `rate`).
+    pub referral_rate: Option<u32>,
+    /// Rate of NXDOMAIN and NODATA answers (default: `rate`).
+    pub negative_rate: Option<u32>,
+    /// Rate of error answers (default: `rate`).
+    pub error_rate: Option<u32>,
+    /// Every `slip`-th limited answer goes out truncated (0: none, 1: every one).
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+    /// Seconds over which a flood is remembered (debt of `window` × rate).
+    #[serde(default = "default_window")]
+    pub window: u32,
+    /// Prefix length of an IPv4 client network.
+    #[serde(default = "default_prefix_v4")]
+    pub ipv4_prefix: u8,
+    /// Prefix length of an IPv6 client network.
+    #[serde(default = "default_prefix_v6")]
+    pub ipv6_prefix: u8,
+    /// Buckets in the table (fixed at start; 8 bytes each).
+    #[serde(default = "default_table_size")]
+    pub table_size: usize,
+    /// Networks never limited (`192.0.2.0/24`, `2001:db8::/32`, or an address).
+    #[serde(default)]
+    pub exempt: Vec<String>,
+    /// Compute and log limits, but send every answer.
+    #[serde(default)]
+    pub log_only: bool,
+}
+
+impl Default for RrlSection {
+    fn default() -> Self {
+        RrlSection {
+            enabled: true,
+            rate: default_rrl_rate(),
+            answer_rate: None,
+            referral_rate: None,
+            negative_rate: None,
+            error_rate: None,
+            slip: default_slip(),
+            window: default_window(),
+            ipv4_prefix: default_prefix_v4(),
+            ipv6_prefix: default_prefix_v6(),
+            table_size: default_table_size(),
+            exempt: Vec::new(),
+            log_only: false,
+        }
+    }
+}
+
+/// `[cookies]`: DNS cookies (RFC 7873, server cookies of RFC 9018).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesSection {
+    /// Answer COOKIE options (on by default).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// File of secrets, 32 hex digits a line: the first makes cookies, all are
+    /// accepted. Shared by every anycast instance; re-read on SIGHUP. Without it
+    /// a random secret is made at start.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for CookiesSection {
+    fn default() -> Self {
+        CookiesSection {
+            enabled: true,
+            secret_file: None,
+        }
+    }
+}
+
 /// `[log]`: server logging (see [`crate::ops::log`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -485,6 +591,9 @@ impl Config {
         if let Some(p) = c.log.file.as_mut() {
             fix(p);
         }
+        if let Some(p) = c.cookies.secret_file.as_mut() {
+            fix(p);
+        }
         c.check(path)?;
         Ok(c)
     }
@@ -525,6 +634,10 @@ impl Config {
                 "[server] tcp_prefix_v4 is at most 32 and tcp_prefix_v6 at most 128".into(),
             );
         }
+        self.rrl_settings()
+            .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
+        self.nsid()
+            .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return bad(format!("[log] filter {:?}: {e}", self.log.filter));
         }
@@ -580,6 +693,100 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The rate-limiting settings from `[rrl]` (`None` when off), checked.
+    pub fn rrl_settings(&self) -> Result<Option<crate::rrl::Settings>, String> {
+        let r = &self.rrl;
+        let rate_of = |name: &str, v: Option<u32>| -> Result<u32, String> {
+            let v = v.unwrap_or(r.rate);
+            if v == 0 || v > 1_000_000 {
+                return Err(format!("[rrl] {name} must be between 1 and 1000000"));
+            }
+            if v as u64 * r.window as u64 > crate::rrl::MAX_DEBT {
+                return Err(format!(
+                    "[rrl] {name} × window must be at most {}",
+                    crate::rrl::MAX_DEBT
+                ));
+            }
+            Ok(v)
+        };
+        if r.window == 0 || r.window > 3600 {
+            return Err("[rrl] window must be between 1 and 3600 seconds".into());
+        }
+        if r.slip > 10 {
+            return Err("[rrl] slip must be between 0 and 10".into());
+        }
+        if r.ipv4_prefix == 0 || r.ipv4_prefix > 32 || r.ipv6_prefix == 0 || r.ipv6_prefix > 128 {
+            return Err("[rrl] ipv4_prefix is 1 to 32 and ipv6_prefix 1 to 128".into());
+        }
+        if r.table_size < 1024 || r.table_size > 1 << 26 {
+            return Err("[rrl] table_size must be between 1024 and 67108864".into());
+        }
+        rate_of("rate", None)?;
+        let rates = [
+            rate_of("answer_rate", r.answer_rate)?,
+            rate_of("referral_rate", r.referral_rate)?,
+            rate_of("negative_rate", r.negative_rate)?,
+            rate_of("error_rate", r.error_rate)?,
+        ];
+        let mut exempt = Vec::new();
+        for (i, e) in r.exempt.iter().enumerate() {
+            let net = e
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "[rrl] exempt entry {} is not an address or network (192.0.2.0/24, 2001:db8::/32)",
+                        i + 1
+                    )
+                })?;
+            exempt.push(net.trunc());
+        }
+        if !r.enabled {
+            return Ok(None);
+        }
+        Ok(Some(crate::rrl::Settings {
+            rates,
+            slip: r.slip,
+            window: r.window,
+            ipv4_prefix: r.ipv4_prefix,
+            ipv6_prefix: r.ipv6_prefix,
+            table_size: r.table_size,
+            exempt,
+            log_only: r.log_only,
+        }))
+    }
+
+    /// The NSID from `[server] nsid` as bytes (`None` when unset), checked.
+    pub fn nsid(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(text) = self.server.nsid.as_deref() else {
+            return Ok(None);
+        };
+        let bytes = if text == "hostname" {
+            let h = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(|e| {
+                format!("[server] nsid = \"hostname\": cannot read the host name: {e}")
+            })?;
+            h.trim().as_bytes().to_vec()
+        } else if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            if hex.is_empty() || hex.len() % 2 != 0 {
+                return Err("[server] nsid: 0x must be followed by pairs of hex digits".into());
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+                .ok_or("[server] nsid: 0x must be followed by pairs of hex digits")?
+        } else {
+            if text.chars().any(|c| c.is_control()) {
+                return Err("[server] nsid: a text without control characters".into());
+            }
+            text.as_bytes().to_vec()
+        };
+        if bytes.is_empty() || bytes.len() > 128 {
+            return Err("[server] nsid must be 1 to 128 bytes".into());
+        }
+        Ok(Some(bytes))
     }
 
     /// The NSEC3 salt as bytes (None if the hex is bad).
@@ -664,6 +871,68 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("not hex"), "{}", e.0);
+    }
+
+    #[test]
+    fn rrl_cookies_and_nsid_settings() {
+        let parse = |extra: &str| {
+            Config::parse(
+                Path::new("/etc/belfry/belfry.toml"),
+                &format!("{extra}[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n"),
+            )
+        };
+        let c = parse("").unwrap();
+        let r = c.rrl_settings().unwrap().expect("RRL on by default");
+        assert_eq!((r.rates, r.slip, r.window), ([200; 4], 2, 15));
+        assert_eq!((r.ipv4_prefix, r.ipv6_prefix), (24, 56));
+        assert!(c.cookies.enabled && c.cookies.secret_file.is_none());
+        assert_eq!(c.nsid().unwrap(), None, "NSID off unless set");
+        let c = parse(
+            "[server]\nnsid = \"0x6e7331\"\n[rrl]\nnegative_rate = 50\nexempt = [\"192.0.2.7\", \"2001:db8::/32\"]\n\
+             [cookies]\nsecret_file = \"cookie.secret\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.nsid().unwrap(), Some(b"ns1".to_vec()));
+        let r = c.rrl_settings().unwrap().unwrap();
+        assert_eq!(r.rates, [200, 200, 50, 200]);
+        assert_eq!(r.exempt.len(), 2);
+        assert_eq!(
+            c.cookies.secret_file,
+            Some(PathBuf::from("/etc/belfry/cookie.secret"))
+        );
+        assert!(parse("[rrl]\nenabled = false\n")
+            .unwrap()
+            .rrl_settings()
+            .unwrap()
+            .is_none());
+        for (bad, want) in [
+            ("[rrl]\nrate = 0\n", "[rrl] rate"),
+            ("[rrl]\nrate = 100000\nwindow = 3600\n", "× window"),
+            ("[rrl]\nslip = 11\n", "slip"),
+            ("[rrl]\nipv4_prefix = 33\n", "ipv4_prefix"),
+            ("[rrl]\ntable_size = 10\n", "table_size"),
+            (
+                "[rrl]\nexempt = [\"192.0.2.0/24\", \"nonsense\"]\n",
+                "exempt entry 2",
+            ),
+            ("[server]\nnsid = \"0x6g\"\n", "[server] nsid"),
+            ("[server]\nnsid = \"\"\n", "1 to 128 bytes"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.0.contains(want), "{bad}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn the_sample_configuration_sets_an_nsid_and_serves_metrics() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("belfry.toml")).unwrap();
+        assert_eq!(c.nsid().unwrap(), Some(b"belfry-sample".to_vec()));
+        assert!(
+            c.suppress.admin_token_file.is_some(),
+            "the admin API (and /metrics) is on"
+        );
+        assert!(c.rrl_settings().unwrap().is_some());
+        assert!(c.cookies.enabled);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - [`name`], [`wire`]: names, canonical keys, DNS messages on the wire;
 //! - [`zone`]: master-file loading, checks, the query-ready index, a zone generator;
 //! - [`handler`]: the sans-IO query path (bytes in, bytes out);
+//! - [`rrl`], [`cookie`]: response rate limiting and DNS cookies, consulted by the handler;
+//! - [`metrics`]: per-worker counters and the Prometheus text of `GET /metrics`;
 //! - [`dnssec`]: keys, NSEC3 chain, signatures made once and cached;
 //! - [`suppress`]: the live suppression list (Revoke+), its file, audit log and admin API;
 //! - [`server`]: UDP/TCP transport on tokio;
@@ -18,12 +20,15 @@
 pub mod acl;
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod dnssec;
 pub mod handler;
 pub mod keys;
+pub mod metrics;
 pub mod name;
 pub mod ops;
 pub mod publish;
+pub mod rrl;
 pub mod serial;
 pub mod server;
 pub mod service;

@@ -2,16 +2,22 @@
 //!
 //! [`load`] reads and checks the zone and keys; [`Service`] is what the
 //! transport calls (it answers from the publisher's current snapshot without
-//! locking); [`spawn_maintenance`] runs the background work: the coarse clock,
-//! the start-up signing pass, and submitting expiries to the publisher.
+//! locking, with the server's rate-limiting table and cookie secrets, and
+//! counts what the handler did in per-thread [`Metrics`]); [`spawn_maintenance`]
+//! runs the background work: the coarse clock, the start-up signing pass,
+//! submitting expiries to the publisher, and the rate limiter's log sweep.
 
 use crate::config::Config;
+use crate::cookie::Secrets;
 use crate::dnssec::{self, Dnssec, Signer};
 use crate::handler::{self, HandlerConfig};
+use crate::metrics::Metrics;
 use crate::ops::progress::{Board, Progress};
 use crate::publish::change::Change;
 use crate::publish::{self, Publisher};
+use crate::rrl::Rrl;
 use crate::zone::{self, NodeRef, SetRef, Zone, APEX_SHARD};
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,6 +136,16 @@ pub struct Service {
     pub progress: Arc<Board>,
     reload: Option<ReloadCfg>,
     reloading: std::sync::Mutex<()>,
+    /// Query counters, per thread.
+    pub metrics: Metrics,
+    /// Response rate limiting (`None`: off).
+    rrl: Option<Rrl>,
+    /// Cookie secrets (`None`: cookies off), swapped when the secret file is re-read.
+    cookies: Option<ArcSwap<Secrets>>,
+    /// Where the cookie secrets come from (re-read on SIGHUP).
+    cookie_file: Option<std::path::PathBuf>,
+    /// Seconds the zone file took to load (for metrics).
+    load_seconds: std::sync::Mutex<f64>,
 }
 
 impl Service {
@@ -149,6 +165,11 @@ impl Service {
             progress: Board::new(),
             reload: None,
             reloading: std::sync::Mutex::new(()),
+            metrics: Metrics::new(),
+            rrl: None,
+            cookies: None,
+            cookie_file: None,
+            load_seconds: std::sync::Mutex::new(0.0),
         }
     }
 
@@ -221,6 +242,71 @@ impl Service {
         out
     }
 
+    /// Rate-limit UDP answers with this table.
+    pub fn with_rrl(mut self, rrl: Option<Rrl>) -> Service {
+        self.rrl = rrl;
+        self
+    }
+
+    /// Answer DNS cookies with these secrets (read again from `file` by [`Service::reload_cookies`]).
+    pub fn with_cookies(
+        mut self,
+        secrets: Option<Secrets>,
+        file: Option<std::path::PathBuf>,
+    ) -> Service {
+        self.cookies = secrets.map(ArcSwap::from_pointee);
+        self.cookie_file = file;
+        self
+    }
+
+    /// Note how long the zone file took to load (for metrics).
+    pub fn set_load_seconds(&self, secs: f64) {
+        *self.load_seconds.lock().unwrap_or_else(|p| p.into_inner()) = secs;
+    }
+
+    /// The rate-limiting table, when RRL is on.
+    pub fn rrl(&self) -> Option<&Rrl> {
+        self.rrl.as_ref()
+    }
+
+    /// Read the cookie secret file again (SIGHUP); on an error the secrets in force stay.
+    pub fn reload_cookies(&self) -> Result<Option<usize>, String> {
+        let (Some(c), Some(f)) = (&self.cookies, &self.cookie_file) else {
+            return Ok(None);
+        };
+        let s = Secrets::from_file(f)?;
+        let n = s.len();
+        c.store(Arc::new(s));
+        Ok(Some(n))
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let snap = self.publisher.snapshot();
+        let signer = snap.dnssec.as_ref().map(|d| d.signer.clone());
+        let (changes, last_change_at, loaded_at) = self.publisher.publications();
+        let state = crate::metrics::expose::State {
+            serial: snap.serial,
+            suppressions: snap.suppressions.len(),
+            changes,
+            loaded_at,
+            load_seconds: *self.load_seconds.lock().unwrap_or_else(|p| p.into_inner()),
+            last_change_at,
+            signed: snap.dnssec.is_some(),
+            fully_signed: self.fully_signed.load(Relaxed),
+            signatures_made: signer.as_ref().map(|s| s.made.load(Relaxed)).unwrap_or(0),
+            signing_failures: signer
+                .as_ref()
+                .map(|s| s.failures.load(Relaxed))
+                .unwrap_or(0),
+            rrl_limiting: self.rrl.as_ref().map(|r| r.limited_now()),
+            cookie_secrets: self.cookies.as_ref().map(|c| c.load().len()),
+            threads: self.metrics.threads(),
+        };
+        crate::metrics::expose::render(self.metrics.totals(), state)
+    }
+
     /// Log every query (target [`crate::ops::log::QUERY_TARGET`]); off unless asked for.
     pub fn with_query_log(mut self, on: bool) -> Service {
         self.log_queries = on;
@@ -237,10 +323,34 @@ impl Service {
         )
     }
 
-    /// Answer one message (sans-IO).
+    /// Answer one message (sans-IO) without rate limiting, cookies or counting.
     pub fn answer_bytes(&self, query: &[u8], tcp: bool, out: &mut Vec<u8>) -> bool {
         let snap = self.publisher.snapshot();
         handler::handle(&snap, &self.handler_cfg, query, tcp, out)
+    }
+
+    /// Answer one message (sans-IO), with rate limiting and cookies, and count it.
+    pub fn respond(
+        &self,
+        query: &[u8],
+        peer: std::net::IpAddr,
+        transport: crate::server::Transport,
+        out: &mut Vec<u8>,
+    ) -> handler::Outcome {
+        let snap = self.publisher.snapshot();
+        let cookies = self.cookies.as_ref().map(|c| c.load());
+        let guards = handler::Guards {
+            rrl: self.rrl.as_ref(),
+            cookies: cookies.as_deref().map(|s| &**s),
+        };
+        let client = handler::Client {
+            ip: peer,
+            tcp: transport == crate::server::Transport::Tcp,
+            now: dnssec::signer::now(),
+        };
+        let o = handler::respond(&snap, &self.handler_cfg, &guards, query, &client, out);
+        self.metrics.record(&o, transport, query.len(), out.len());
+        o
     }
 
     /// Whether a stop was asked for.
@@ -262,20 +372,22 @@ impl crate::server::Answerer for Service {
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
-        let sent = self.answer_bytes(query, transport == crate::server::Transport::Tcp, out);
+        let o = self.respond(query, peer.ip(), transport, out);
         if self.log_queries {
-            log_query(query, peer, transport, sent.then_some(out.as_slice()));
+            log_query(query, peer, transport, o.sent.then_some(out.as_slice()), &o);
         }
-        sent
+        o.sent
     }
 }
 
-/// One query log line: client, transport, name, type, rcode and size of the answer.
+/// One query log line: client, transport, name, type, rcode and size of the answer,
+/// and what rate limiting and cookies did.
 fn log_query(
     query: &[u8],
     peer: std::net::SocketAddr,
     transport: crate::server::Transport,
     answer: Option<&[u8]>,
+    outcome: &handler::Outcome,
 ) {
     let (qname, qtype) = match crate::wire::query::parse_query(query) {
         Ok(q) => (crate::name::to_text(q.qname), q.qtype.0),
@@ -290,6 +402,8 @@ fn log_query(
         qtype,
         rcode = ?rcode,
         size = answer.map(|a| a.len()).unwrap_or(0),
+        rrl = ?outcome.rrl,
+        cookie = ?outcome.cookie,
         "query"
     );
 }
@@ -465,7 +579,10 @@ fn maintenance(svc: &Service, presign: bool) {
             .unwrap_or(Duration::MAX / 4);
     let mut checkpoint_serial = svc.publisher.snapshot().serial;
     while !svc.stopping() {
-        dnssec::tick();
+        let now = dnssec::tick();
+        if let Some(r) = svc.rrl() {
+            r.sweep(now);
+        }
         let snap = svc.publisher.snapshot_full();
         if let Some(d) = snap.dnssec.as_deref() {
             if Instant::now() >= next_resign && svc.fully_signed.load(Ordering::Relaxed) {
@@ -607,4 +724,78 @@ pub fn snapshot_of(
         publish::Sinks::default(),
     )?;
     Ok(p.snapshot_full())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::tests::{counting, test_zone};
+    use crate::server::Transport;
+    use crate::wire::decode::{build_query, build_query_with};
+    use crate::wire::types::option;
+    use crate::wire::Rtype;
+
+    fn service() -> Service {
+        let zone = test_zone();
+        let serial = zone.serial();
+        let p = Publisher::new(
+            zone,
+            None,
+            Vec::new(),
+            serial,
+            publish::Settings::default(),
+            publish::Sinks::default(),
+        )
+        .unwrap();
+        let secrets = crate::cookie::Secrets::new(vec![crate::cookie::Secret::from_hex(
+            "0f0e0d0c0b0a09080706050403020100",
+        )
+        .unwrap()])
+        .unwrap();
+        Service::new(Arc::new(p), HandlerConfig::default(), None)
+            .with_rrl(Some(Rrl::new(crate::rrl::Settings {
+                rates: [2; 4],
+                table_size: 1024,
+                ..Default::default()
+            })))
+            .with_cookies(Some(secrets), None)
+    }
+
+    #[test]
+    fn answering_through_the_service_counts_without_allocating() {
+        let svc = service();
+        let wire = |s: &str| crate::name::from_text(s, &[0]).unwrap();
+        let queries = [
+            build_query(1, &wire("www.glued.be."), Rtype::A, Some((1232, false))),
+            build_query(2, &wire("nothere.be."), Rtype::A, Some((1232, false))),
+            build_query_with(
+                3,
+                &wire("be."),
+                Rtype::SOA,
+                (1232, false),
+                &[(option::COOKIE, &[5; 8])],
+            ),
+        ];
+        let ip: std::net::IpAddr = "192.0.2.33".parse().unwrap();
+        let mut out = Vec::with_capacity(4096);
+        // The thread's counter block is made on its first answer.
+        for q in &queries {
+            svc.respond(q, ip, Transport::Udp, &mut out);
+        }
+        for _ in 0..5 {
+            for q in &queries {
+                let before = counting::count();
+                svc.respond(q, ip, Transport::Udp, &mut out);
+                svc.respond(q, ip, Transport::Tcp, &mut out);
+                assert_eq!(counting::count() - before, 0, "allocated");
+            }
+        }
+        let t = svc.metrics.totals();
+        assert_eq!(t.all_queries(), 33);
+        assert!(t.rrl(0) + t.rrl(1) > 0, "rate 2/s: limited");
+        assert_eq!(t.cookie(0), 11);
+        let text = svc.metrics_text();
+        assert!(text.contains("belfry_cookie_secrets 1\n"), "{text}");
+        assert!(text.contains("belfry_zone_serial "), "{text}");
+    }
 }

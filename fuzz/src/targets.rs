@@ -46,7 +46,9 @@ pub fn root() -> PathBuf {
 /// The largest UDP answer the sample configuration allows.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 
-/// The sample zone, signed with the sample keys, with one suppressed delegation; built once.
+/// The sample zone, signed with the sample keys, with one suppressed delegation, an
+/// NSID, DNS cookies and rate limiting (at a rate the fuzzer never reaches, so every
+/// input is answered the same way each time); built once.
 pub fn sample() -> &'static Service {
     static SVC: OnceLock<Service> = OnceLock::new();
     SVC.get_or_init(|| {
@@ -77,8 +79,22 @@ pub fn sample() -> &'static Service {
             max_udp_payload: MAX_UDP_PAYLOAD,
             identity: Some("fuzz".into()),
             version: Some("belfry".into()),
+            nsid: Some(b"fuzz-nsid".to_vec()),
         };
+        let secret = belfry::cookie::Secret::from_hex("00112233445566778899aabbccddeeff")
+            .expect("a valid secret");
+        let rrl = belfry::rrl::Rrl::new(belfry::rrl::Settings {
+            rates: [1_000_000; 4],
+            window: 1,
+            table_size: 1024,
+            ..Default::default()
+        });
         Service::new(std::sync::Arc::new(publisher), handler_cfg, None)
+            .with_rrl(Some(rrl))
+            .with_cookies(
+                Some(belfry::cookie::Secrets::new(vec![secret]).expect("one secret")),
+                None,
+            )
     })
 }
 
@@ -110,12 +126,14 @@ pub fn check_answer(query: &[u8], answer: &[u8], tcp: bool) {
 
 /// The query path on the sample zone: any bytes in, a well-formed answer (or nothing) out.
 pub fn query_handler(data: &[u8]) {
+    use belfry::server::Transport;
     let svc = sample();
     let mut out = Vec::with_capacity(4096);
-    for tcp in [false, true] {
+    let client = std::net::IpAddr::from([192, 0, 2, 1]);
+    for transport in [Transport::Udp, Transport::Tcp] {
         out.clear();
-        if svc.answer_bytes(data, tcp, &mut out) {
-            check_answer(data, &out, tcp);
+        if svc.respond(data, client, transport, &mut out).sent {
+            check_answer(data, &out, transport == Transport::Tcp);
         }
     }
 }

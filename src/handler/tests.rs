@@ -684,8 +684,311 @@ proptest::proptest! {
     }
 }
 
+/// Cookie secrets for the tests.
+fn test_secrets() -> crate::cookie::Secrets {
+    crate::cookie::Secrets::new(vec![crate::cookie::Secret::from_hex(
+        "000102030405060708090a0b0c0d0e0f",
+    )
+    .unwrap()])
+    .unwrap()
+}
+
+fn client(ip: &str, tcp: bool, now: u32) -> Client {
+    Client {
+        ip: ip.parse().unwrap(),
+        tcp,
+        now,
+    }
+}
+
+/// A query with EDNS options, answered with guards.
+fn guarded(
+    snap: &Snapshot,
+    cfg: &HandlerConfig,
+    g: &Guards<'_>,
+    c: &Client,
+    q: &[u8],
+) -> (Outcome, Option<Message>) {
+    let mut out = Vec::new();
+    let o = respond(snap, cfg, g, q, c, &mut out);
+    (o, o.sent.then(|| decode(&out).expect("answer decodes")))
+}
+
+#[test]
+fn cookies_are_made_echoed_renewed_and_refused_as_rfc_7873_asks() {
+    use crate::wire::decode::build_query_with;
+    use crate::wire::types::option;
+    let s = snapshot(test_zone());
+    let cfg = HandlerConfig::default();
+    let secrets = test_secrets();
+    let g = Guards {
+        rrl: None,
+        cookies: Some(&secrets),
+    };
+    let now = 1_800_000_000;
+    let c = client("192.0.2.1", false, now);
+    let ask = |cookie: &[u8], c: &Client| {
+        let q = build_query_with(
+            1,
+            &n("be."),
+            Rtype::SOA,
+            (1232, false),
+            &[(option::COOKIE, cookie)],
+        );
+        guarded(&s, &cfg, &g, c, &q)
+    };
+    // A client cookie alone: a normal answer with our new server cookie (§5.2.3).
+    let (o, m) = ask(&[7; 8], &c);
+    let m = m.unwrap();
+    assert_eq!((o.cookie, m.rcode), (CookieSeen::ClientOnly, 0));
+    assert_eq!(m.answer.len(), 1);
+    let cookie = m.option(option::COOKIE).unwrap().to_vec();
+    assert_eq!(cookie.len(), 24);
+    assert_eq!(&cookie[..8], &[7; 8]);
+    assert_eq!(
+        secrets.check(&cookie, c.ip, now),
+        crate::cookie::Verdict::Valid
+    );
+    // Our cookie back: valid, echoed unchanged.
+    let (o, m) = ask(&cookie, &client("192.0.2.1", false, now + 60));
+    assert_eq!(o.cookie, CookieSeen::Valid);
+    assert_eq!(m.unwrap().option(option::COOKIE).unwrap(), &cookie[..]);
+    // After half an hour: still valid, renewed.
+    let (o, m) = ask(&cookie, &client("192.0.2.1", false, now + 2000));
+    assert_eq!(o.cookie, CookieSeen::Renewed);
+    let m = m.unwrap();
+    assert_eq!(m.rcode, 0);
+    assert_ne!(m.option(option::COOKIE).unwrap(), &cookie[..]);
+    // Stale (over an hour), forged, or from another address: BADCOOKIE over UDP with
+    // a new cookie and no records (§5.2.4), a normal answer over TCP.
+    let mut forged = cookie.clone();
+    forged[20] ^= 0x55;
+    for (what, ck, c) in [
+        ("stale", &cookie, client("192.0.2.1", false, now + 3601)),
+        ("forged", &forged, client("192.0.2.1", false, now)),
+        ("other address", &cookie, client("192.0.2.2", false, now)),
+    ] {
+        let (o, m) = ask(ck, &c);
+        let m = m.unwrap();
+        assert_eq!(o.cookie, CookieSeen::Invalid, "{what}");
+        assert_eq!(m.rcode, 23, "{what}: BADCOOKIE");
+        assert!(m.answer.is_empty() && m.authority.is_empty(), "{what}");
+        let fresh = m.option(option::COOKIE).unwrap();
+        assert_eq!(
+            secrets.check(fresh, c.ip, c.now),
+            crate::cookie::Verdict::Valid,
+            "{what}"
+        );
+        let mut tcp = c;
+        tcp.tcp = true;
+        let (_, m) = ask(ck, &tcp);
+        let m = m.unwrap();
+        assert_eq!((m.rcode, m.answer.len()), (0, 1), "{what} over TCP");
+        assert!(m.option(option::COOKIE).is_some());
+    }
+    // Never BADCOOKIE without a server cookie; no cookie at all: no COOKIE in the answer.
+    let (_, m) = guarded(
+        &s,
+        &cfg,
+        &g,
+        &c,
+        &build_query(1, &n("be."), Rtype::SOA, Some((1232, false))),
+    );
+    assert!(m.unwrap().option(option::COOKIE).is_none());
+    // Cookies off: the option is ignored (RFC 7873 §5.2.1).
+    let (o, m) = guarded(
+        &s,
+        &cfg,
+        &Guards::default(),
+        &c,
+        &build_query_with(
+            1,
+            &n("be."),
+            Rtype::SOA,
+            (1232, false),
+            &[(option::COOKIE, &forged)],
+        ),
+    );
+    assert_eq!(o.cookie, CookieSeen::None);
+    let m = m.unwrap();
+    assert_eq!(m.rcode, 0);
+    assert!(m.option(option::COOKIE).is_none());
+    // A malformed COOKIE (9 bytes) is FORMERR (§5.2.2).
+    let (_, m) = ask(&[1; 9], &c);
+    assert_eq!(m.unwrap().rcode, 1);
+}
+
+#[test]
+fn nsid_only_when_configured_and_asked_for() {
+    use crate::wire::decode::build_query_with;
+    use crate::wire::types::option;
+    let s = snapshot(test_zone());
+    let on = HandlerConfig {
+        nsid: Some(b"ns1.brussels".to_vec()),
+        ..HandlerConfig::default()
+    };
+    let c = Client::local(false);
+    let nsid_q = build_query_with(
+        1,
+        &n("www.glued.be."),
+        Rtype::A,
+        (1232, false),
+        &[(option::NSID, b"")],
+    );
+    let (o, m) = guarded(&s, &on, &Guards::default(), &c, &nsid_q);
+    assert!(o.nsid);
+    assert_eq!(m.unwrap().option(option::NSID), Some(&b"ns1.brussels"[..]));
+    let plain = build_query(1, &n("www.glued.be."), Rtype::A, Some((1232, false)));
+    let (o, m) = guarded(&s, &on, &Guards::default(), &c, &plain);
+    assert!(!o.nsid);
+    assert!(m.unwrap().option(option::NSID).is_none(), "not asked");
+    let (_, m) = guarded(
+        &s,
+        &HandlerConfig::default(),
+        &Guards::default(),
+        &c,
+        &nsid_q,
+    );
+    assert!(m.unwrap().option(option::NSID).is_none(), "not configured");
+    // With a suppressed name, NSID and EDE both fit.
+    let sup = suppressed(&["secure.be."]);
+    let q = build_query_with(
+        1,
+        &n("secure.be."),
+        Rtype::A,
+        (1232, false),
+        &[(option::NSID, b"")],
+    );
+    let (_, m) = guarded(&sup, &on, &Guards::default(), &c, &q);
+    let m = m.unwrap();
+    assert_eq!(m.ede.as_ref().map(|e| e.0), Some(15));
+    assert!(m.option(option::NSID).is_some());
+}
+
+#[test]
+fn rate_limiting_drops_and_slips_udp_but_not_tcp_or_cookie_clients() {
+    use crate::wire::decode::build_query_with;
+    use crate::wire::types::option;
+    let s = snapshot(test_zone());
+    let cfg = HandlerConfig::default();
+    let rrl = crate::rrl::Rrl::new(crate::rrl::Settings {
+        rates: [5; 4],
+        slip: 2,
+        window: 1,
+        table_size: 1024,
+        ..Default::default()
+    });
+    let secrets = test_secrets();
+    let g = Guards {
+        rrl: Some(&rrl),
+        cookies: Some(&secrets),
+    };
+    let now = 1_800_000_000;
+    let q = build_query(1, &n("nothere.be."), Rtype::A, Some((1232, false)));
+    let mut seen = Vec::new();
+    for i in 0..25 {
+        let (o, m) = guarded(
+            &s,
+            &cfg,
+            &g,
+            &client(&format!("198.51.100.{i}"), false, now),
+            &q,
+        );
+        if o.rrl == Limited::Slipped {
+            let m = m.unwrap();
+            assert!(m.flag(flags::TC) && !m.flag(flags::AA));
+            assert_eq!(m.rcode, 0);
+            assert!(m.authority.is_empty() && m.answer.is_empty());
+        }
+        seen.push(o.rrl);
+    }
+    assert!(seen[..5].iter().all(|&x| x == Limited::Passed), "{seen:?}");
+    assert_eq!(seen.iter().filter(|&&x| x == Limited::Slipped).count(), 10);
+    assert_eq!(seen.iter().filter(|&&x| x == Limited::Dropped).count(), 10);
+    // The same network over TCP, another network, and a client with a valid cookie.
+    let (o, m) = guarded(&s, &cfg, &g, &client("198.51.100.1", true, now), &q);
+    assert_eq!((o.rrl, m.unwrap().rcode), (Limited::NotCharged, 3));
+    let (o, _) = guarded(&s, &cfg, &g, &client("198.51.101.1", false, now), &q);
+    assert_eq!(o.rrl, Limited::Passed);
+    let c = client("198.51.100.77", false, now);
+    let cookie = secrets.make(&[3; 8], c.ip, now);
+    let cq = build_query_with(
+        1,
+        &n("nothere.be."),
+        Rtype::A,
+        (1232, false),
+        &[(option::COOKIE, &cookie)],
+    );
+    for _ in 0..20 {
+        let (o, m) = guarded(&s, &cfg, &g, &c, &cq);
+        assert_eq!((o.rrl, o.cookie), (Limited::NotCharged, CookieSeen::Valid));
+        assert_eq!(m.unwrap().rcode, 3);
+    }
+    // A client cookie alone does not exempt; a slip keeps the new cookie so the client can
+    // come back with it.
+    let cq = build_query_with(
+        1,
+        &n("nothere.be."),
+        Rtype::A,
+        (1232, false),
+        &[(option::COOKIE, &[3; 8])],
+    );
+    let mut slipped = None;
+    for _ in 0..6 {
+        let (o, m) = guarded(&s, &cfg, &g, &c, &cq);
+        if o.rrl == Limited::Slipped {
+            slipped = m;
+        }
+    }
+    let m = slipped.expect("a slip");
+    assert!(m.option(option::COOKIE).is_some_and(|k| k.len() == 24));
+    // Malformed queries are charged as errors, and a dropped one sends nothing.
+    let mut bad = build_query(1, &n("be."), Rtype::SOA, None);
+    bad[5] = 2;
+    let sent = (0..20)
+        .filter(|_| {
+            guarded(&s, &cfg, &g, &client("203.0.113.5", false, now), &bad)
+                .0
+                .sent
+        })
+        .count();
+    assert!((5..20).contains(&sent), "{sent}");
+}
+
+#[test]
+fn slipped_and_limited_answers_are_never_larger_than_the_query() {
+    // The amplification a spoofed flood gets from a limited network is at most 1.
+    let s = signed_snapshot(test_zone(), None);
+    let cfg = HandlerConfig::default();
+    let rrl = crate::rrl::Rrl::new(crate::rrl::Settings {
+        rates: [1; 4],
+        slip: 1,
+        window: 1,
+        table_size: 1024,
+        ..Default::default()
+    });
+    let g = Guards {
+        rrl: Some(&rrl),
+        cookies: None,
+    };
+    for (name, t, edns) in [
+        ("nothere.be.", Rtype::A, Some((1232, true))),
+        ("www.glued.be.", Rtype::A, Some((4096, true))),
+        ("big.be.", Rtype::NS, None),
+        ("be.", Rtype::DNSKEY, Some((1232, true))),
+    ] {
+        let q = build_query(1, &n(name), t, edns);
+        let mut out = Vec::new();
+        let first = respond(&s, &cfg, &g, &q, &client("192.0.2.9", false, 5), &mut out);
+        assert_eq!(first.rrl, Limited::Passed);
+        let o = respond(&s, &cfg, &g, &q, &client("192.0.2.9", false, 5), &mut out);
+        assert_eq!(o.rrl, Limited::Slipped, "{name}");
+        assert!(out.len() <= q.len(), "{name}: {} > {}", out.len(), q.len());
+    }
+}
+
 /// Counts heap allocations made by the current thread (for the steady-state test).
-mod counting {
+pub(crate) mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
@@ -743,6 +1046,68 @@ fn steady_state_answers_do_not_allocate() {
     assert!(counting::count() > before);
     let signed = version(test_zone(), true, None, &["insecure.be."]);
     let mut out = Vec::with_capacity(65535);
+    // With rate limiting (passing, then dropping and slipping), cookies made, echoed and
+    // refused, and NSID: still no allocation.
+    let rrl = crate::rrl::Rrl::new(crate::rrl::Settings {
+        rates: [3; 4],
+        slip: 2,
+        window: 1,
+        table_size: 1024,
+        ..Default::default()
+    });
+    let secrets = test_secrets();
+    let guards = Guards {
+        rrl: Some(&rrl),
+        cookies: Some(&secrets),
+    };
+    let cfg_nsid = HandlerConfig {
+        nsid: Some(b"ns1".to_vec()),
+        ..HandlerConfig::default()
+    };
+    let c = client("192.0.2.1", false, 1_800_000_000);
+    let good = secrets.make(&[1; 8], c.ip, c.now);
+    let mut bad = good;
+    bad[23] ^= 1;
+    use crate::wire::decode::build_query_with;
+    use crate::wire::types::option;
+    let guarded_queries: Vec<Vec<u8>> = [&[2u8; 8][..], &good[..], &bad[..]]
+        .iter()
+        .map(|ck| {
+            build_query_with(
+                11,
+                &n("nothere.be."),
+                Rtype::A,
+                (1232, true),
+                &[(option::COOKIE, ck), (option::NSID, b"")],
+            )
+        })
+        .chain(queries.iter().cloned())
+        .collect();
+    for q in &guarded_queries {
+        respond(&signed, &cfg_nsid, &guards, q, &c, &mut out);
+    }
+    let mut actions = std::collections::HashSet::new();
+    for round in 0..3 {
+        for q in &guarded_queries {
+            let before = counting::count();
+            let o = respond(&signed, &cfg_nsid, &guards, q, &c, &mut out);
+            let made = counting::count() - before;
+            assert_eq!(made, 0, "round {round}: {o:?} allocated {made} times");
+            actions.insert(format!("{:?}/{:?}", o.rrl, o.cookie));
+        }
+    }
+    for want in [
+        "Dropped/",
+        "Slipped/",
+        "NotCharged/Valid",
+        "/Invalid",
+        "/ClientOnly",
+    ] {
+        assert!(
+            actions.iter().any(|a| a.contains(want)),
+            "{want} not covered: {actions:?}"
+        );
+    }
     for snap in [&s, &signed] {
         // Warm up (first use may size buffers and, signed, makes the signatures).
         for q in &queries {

@@ -237,6 +237,12 @@ pub struct Publisher {
     current: ArcSwap<Snapshot>,
     state: Mutex<State>,
     stop: AtomicBool,
+    /// Versions published since this publisher was made (replayed ones included).
+    published: std::sync::atomic::AtomicU64,
+    /// When the last version was published (seconds since the epoch; 0: none yet).
+    last_published: std::sync::atomic::AtomicU64,
+    /// When this publisher was made, with the zone it serves.
+    created: u64,
 }
 
 /// Whether `key` is `anc` or below it (keys: a descendant's key extends its ancestor's).
@@ -475,7 +481,27 @@ impl Publisher {
             current: ArcSwap::from_pointee(snap),
             state: Mutex::new(st),
             stop: AtomicBool::new(false),
+            published: std::sync::atomic::AtomicU64::new(0),
+            last_published: std::sync::atomic::AtomicU64::new(0),
+            created: now_secs(),
         })
+    }
+
+    /// Serve a new version (the one place a version is swapped in).
+    fn publish(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.last_published.store(now_secs(), Ordering::Relaxed);
+    }
+
+    /// Versions published since start, when the last one was, and when the zone was
+    /// loaded (seconds since the epoch; 0 for none), for metrics.
+    pub fn publications(&self) -> (u64, u64, u64) {
+        (
+            self.published.load(Ordering::Relaxed),
+            self.last_published.load(Ordering::Relaxed),
+            self.created,
+        )
     }
 
     /// The version being served.
@@ -822,7 +848,7 @@ impl Publisher {
             let src = st.source(&snap.zone, *id);
             st.remote.set_shard(*id, &src, &origin, ol);
         }
-        self.current.store(Arc::new(snap));
+        self.publish(snap);
         Ok(outcome)
     }
 }

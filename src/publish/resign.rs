@@ -180,7 +180,7 @@ impl Publisher {
         };
         record_journal(st, &entry)?;
         st.next_id += 1;
-        self.current.store(Arc::new(next));
+        self.publish(next);
         Ok(Outcome {
             id,
             serial,

@@ -97,6 +97,9 @@ impl Publisher {
             current: ArcSwap::from_pointee(snap),
             state: Mutex::new(st),
             stop: AtomicBool::new(false),
+            published: std::sync::atomic::AtomicU64::new(0),
+            last_published: std::sync::atomic::AtomicU64::new(0),
+            created: now_secs(),
         })
     }
 
@@ -309,7 +312,7 @@ impl Publisher {
             })),
             suppressions: snap0.suppressions.clone(),
         };
-        self.current.store(Arc::new(next));
+        self.publish(next);
         Ok(Outcome {
             serial,
             ..Default::default()

@@ -13,7 +13,9 @@
 //! - `GET /v1/changes/<id>` — what became of a change (from the publisher);
 //! - `GET /v1/requests/<request id>` — what became of a request sent with a
 //!   `belfry-request-id` header (a client that gave up asks here; sending the
-//!   same id again answers with the first outcome instead of applying twice).
+//!   same id again answers with the first outcome instead of applying twice);
+//! - `GET /metrics` — the server's counters in the Prometheus text format
+//!   ([`crate::metrics::expose`]), for a scraper that sends the same token.
 //!
 //! Limits, all checked before anything is buffered: the request head is read
 //! into a buffer of at most `admin_max_header` bytes (hyper answers 431 past
@@ -617,6 +619,14 @@ async fn handle(
                 },
             )
         }
+        (&Method::GET, "/metrics") => {
+            let mut r = raw(200, ctx.service.metrics_text());
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(crate::metrics::expose::CONTENT_TYPE),
+            );
+            r
+        }
         (&Method::GET, "/v1/suppressions") => {
             let (serial, l) = p.list();
             json(
@@ -881,6 +891,12 @@ pub fn preflight(cfg: &crate::config::Config) -> Result<Vec<String>, String> {
     if let Some(f) = &s.file {
         let real = super::list::resolve(f)?;
         super::list::load(&real)?;
+    }
+    if let (true, Some(f)) = (cfg.cookies.enabled, &cfg.cookies.secret_file) {
+        crate::cookie::Secrets::from_file(f)?;
+        if let Some(w) = world_readable(f) {
+            warnings.push(format!("{w} (the DNS cookie secrets)"));
+        }
     }
     if cfg.dnssec.enabled {
         if let Ok(rd) = std::fs::read_dir(&cfg.dnssec.key_dir) {

@@ -44,12 +44,22 @@ pub struct Message {
     pub opt: Option<(u16, u8, bool)>,
     /// Extended DNS Error: (info code, text).
     pub ede: Option<(u16, String)>,
+    /// Every EDNS option of the OPT record, in order: (code, data).
+    pub options: Vec<(u16, Vec<u8>)>,
 }
 
 impl Message {
     /// Whether a header flag is set.
     pub fn flag(&self, bit: u16) -> bool {
         self.flags & bit != 0
+    }
+
+    /// The data of the first EDNS option with this code.
+    pub fn option(&self, code: u16) -> Option<&[u8]> {
+        self.options
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, d)| d.as_slice())
     }
 
     /// Records of a type in a section.
@@ -147,6 +157,8 @@ pub fn decode(msg: &[u8]) -> Option<Message> {
                 while o + 4 <= rstart + rdlen {
                     let code = be16(o)?;
                     let olen = be16(o + 2)? as usize;
+                    m.options
+                        .push((code, msg.get(o + 4..o + 4 + olen)?.to_vec()));
                     if code == super::types::option::EDE && olen >= 2 {
                         let info = be16(o + 4)?;
                         let text =
@@ -173,6 +185,26 @@ pub fn decode(msg: &[u8]) -> Option<Message> {
         }
     }
     Some(m)
+}
+
+/// Build a query with EDNS (payload size, DO) and the given options (for tests and tools).
+pub fn build_query_with(
+    id: u16,
+    qname: &[u8],
+    qtype: Rtype,
+    edns: (u16, bool),
+    options: &[(u16, &[u8])],
+) -> Vec<u8> {
+    let mut m = build_query(id, qname, qtype, Some(edns));
+    let len: usize = options.iter().map(|(_, d)| 4 + d.len()).sum();
+    let n = m.len();
+    m[n - 2..].copy_from_slice(&(len as u16).to_be_bytes());
+    for (code, data) in options {
+        m.extend_from_slice(&code.to_be_bytes());
+        m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        m.extend_from_slice(data);
+    }
+    m
 }
 
 /// Build a query message (for tests and tools).

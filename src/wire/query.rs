@@ -4,8 +4,11 @@
 //! and what RFC 8906 asks of a server: one question, a well-formed name, well-formed
 //! resource records after it, at most one OPT record, owned by the root.
 //! Messages with QR=1 or shorter than a header are dropped, never answered.
+//! Of the EDNS options it reads the DNS COOKIE (RFC 7873 §4: a COOKIE of a
+//! length other than 8 or 16 to 40 bytes is a format error, §5.2.2; the first
+//! COOKIE counts) and notes an NSID request (RFC 5001 §2.1); the others are skipped.
 
-use super::types::{Class, Opcode, Rtype};
+use super::types::{option, Class, Opcode, Rtype};
 use crate::name;
 
 /// EDNS information from a query's OPT record.
@@ -17,6 +20,8 @@ pub struct Edns {
     pub version: u8,
     /// The DNSSEC OK bit.
     pub dnssec_ok: bool,
+    /// Whether the query asked for the server's NSID (RFC 5001).
+    pub nsid: bool,
 }
 
 /// A parsed query; names and question bytes point into the packet.
@@ -38,6 +43,8 @@ pub struct Query<'a> {
     pub qclass: Class,
     /// EDNS, if the query carried an OPT record.
     pub edns: Option<Edns>,
+    /// The data of the DNS COOKIE option (client cookie, then any server cookie), if any.
+    pub cookie: Option<&'a [u8]>,
 }
 
 /// Why a message could not be parsed.
@@ -117,6 +124,7 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, ParseError> {
         }
     }
     let mut edns = None;
+    let mut cookie = None;
     for _ in 0..arcount {
         let owner = pos;
         pos = skip_name(msg, pos)?;
@@ -135,9 +143,23 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, ParseError> {
             let version = msg[pos + 5];
             let dnssec_ok = msg[pos + 6] & 0x80 != 0;
             // Options must be well formed.
+            let mut nsid = false;
             let mut o = rdata;
             while o < rdata + rdlen {
+                let code = be16(msg, o).ok_or(ParseError::FormErr)?;
                 let olen = be16(msg, o + 2).ok_or(ParseError::FormErr)? as usize;
+                let data = msg.get(o + 4..o + 4 + olen).ok_or(ParseError::FormErr)?;
+                match code {
+                    option::COOKIE => {
+                        // RFC 7873 §5.2.2: a client cookie alone (8), or with a server cookie of 8 to 32.
+                        if !(olen == 8 || (16..=40).contains(&olen)) {
+                            return Err(ParseError::FormErr);
+                        }
+                        cookie = cookie.or(Some(data));
+                    }
+                    option::NSID => nsid = true,
+                    _ => {}
+                }
                 o += 4 + olen;
             }
             if o != rdata + rdlen {
@@ -147,6 +169,7 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, ParseError> {
                 udp_size,
                 version,
                 dnssec_ok,
+                nsid,
             });
         }
         pos = rdata + rdlen;
@@ -160,6 +183,7 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, ParseError> {
         qtype,
         qclass,
         edns,
+        cookie,
     })
 }
 
@@ -201,7 +225,8 @@ mod tests {
             Some(Edns {
                 udp_size: 1232,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                nsid: false,
             })
         );
     }
@@ -235,6 +260,47 @@ mod tests {
         m[n - 1] = 4;
         m.extend_from_slice(&[0, 15, 0, 9]);
         assert_eq!(parse_query(&m).unwrap_err(), ParseError::FormErr);
+    }
+
+    /// A query with an OPT record holding the given options.
+    fn with_options(opts: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut m = query(b"\x02be\x00", 6, Some((1232, 0, false)));
+        let n = m.len();
+        let len: usize = opts.iter().map(|(_, d)| 4 + d.len()).sum();
+        m[n - 2..].copy_from_slice(&(len as u16).to_be_bytes());
+        for (code, data) in opts {
+            m.extend_from_slice(&code.to_be_bytes());
+            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(data);
+        }
+        m
+    }
+
+    #[test]
+    fn cookie_and_nsid_options() {
+        let q = with_options(&[(option::NSID, b""), (option::COOKIE, &[7; 8])]);
+        let p = parse_query(&q).unwrap();
+        assert!(p.edns.unwrap().nsid);
+        assert_eq!(p.cookie, Some(&[7u8; 8][..]));
+        let q = with_options(&[(option::COOKIE, &[1; 24]), (option::COOKIE, &[2; 8])]);
+        assert_eq!(
+            parse_query(&q).unwrap().cookie,
+            Some(&[1u8; 24][..]),
+            "the first counts"
+        );
+        let q = with_options(&[(12, &[0; 5])]);
+        let p = parse_query(&q).unwrap();
+        assert!(p.cookie.is_none() && !p.edns.unwrap().nsid);
+        // RFC 7873 §5.2.2: lengths 0-7, 9-15 and over 40 are malformed.
+        for len in (0..8).chain(9..16).chain(41..44) {
+            let data = vec![0u8; len];
+            let q = with_options(&[(option::COOKIE, &data)]);
+            assert_eq!(parse_query(&q).unwrap_err(), ParseError::FormErr, "{len}");
+        }
+        for len in [8, 16, 24, 40] {
+            let data = vec![0u8; len];
+            assert!(parse_query(&with_options(&[(option::COOKIE, &data)])).is_ok());
+        }
     }
 
     proptest::proptest! {

@@ -151,10 +151,16 @@ impl Rcode {
     pub const NOTZONE: Rcode = Rcode(10);
     /// Bad EDNS version.
     pub const BADVERS: Rcode = Rcode(16);
+    /// Bad or missing server cookie (RFC 7873 §8).
+    pub const BADCOOKIE: Rcode = Rcode(23);
 }
 
 /// EDNS option codes used here.
 pub mod option {
+    /// Name server identifier (RFC 5001).
+    pub const NSID: u16 = 3;
+    /// DNS cookie (RFC 7873).
+    pub const COOKIE: u16 = 10;
     /// Extended DNS Error (RFC 8914).
     pub const EDE: u16 = 15;
 }

@@ -101,6 +101,26 @@ fn same_name(msg: &[u8], mut at: usize, wire: &[u8]) -> bool {
     }
 }
 
+/// The EDNS options a response's OPT record carries.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OptOptions<'a> {
+    /// Name server identifier (RFC 5001).
+    pub nsid: Option<&'a [u8]>,
+    /// DNS cookie: the client cookie and our server cookie (RFC 7873 §4).
+    pub cookie: Option<&'a [u8]>,
+    /// Extended DNS Error: info code and text (RFC 8914).
+    pub ede: Option<(u16, &'a [u8])>,
+}
+
+impl OptOptions<'_> {
+    /// Size of the whole OPT record with these options.
+    pub fn wire_len(&self) -> usize {
+        11 + self.nsid.map_or(0, |n| 4 + n.len())
+            + self.cookie.map_or(0, |c| 4 + c.len())
+            + self.ede.map_or(0, |(_, t)| 6 + t.len())
+    }
+}
+
 /// Appends a DNS message to a buffer.
 pub struct Writer<'a> {
     buf: &'a mut Vec<u8>,
@@ -324,6 +344,16 @@ impl<'a> Writer<'a> {
         dnssec_ok: bool,
         ede: Option<(u16, &[u8])>,
     ) {
+        let o = OptOptions {
+            ede,
+            ..OptOptions::default()
+        };
+        self.opt_with(udp_size, ext_rcode, dnssec_ok, &o);
+    }
+
+    /// Write an OPT record (RFC 6891 §6.1.2) with the given options, in the order
+    /// NSID, COOKIE, Extended DNS Error.
+    pub fn opt_with(&mut self, udp_size: u16, ext_rcode: u8, dnssec_ok: bool, o: &OptOptions<'_>) {
         self.buf.push(0);
         self.buf.extend_from_slice(&Rtype::OPT.0.to_be_bytes());
         self.buf.extend_from_slice(&udp_size.to_be_bytes());
@@ -331,20 +361,28 @@ impl<'a> Writer<'a> {
         self.buf.push(0);
         self.buf.push(if dnssec_ok { 0x80 } else { 0 });
         self.buf.push(0);
-        match ede {
-            Some((code, text)) => {
-                let olen = 2 + text.len();
-                self.buf
-                    .extend_from_slice(&((4 + olen) as u16).to_be_bytes());
-                self.buf
-                    .extend_from_slice(&super::types::option::EDE.to_be_bytes());
-                self.buf.extend_from_slice(&(olen as u16).to_be_bytes());
-                self.buf.extend_from_slice(&code.to_be_bytes());
-                self.buf.extend_from_slice(text);
-            }
-            None => self.buf.extend_from_slice(&[0, 0]),
+        let rdlen = o.wire_len() - 11;
+        self.buf.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        if let Some(n) = o.nsid {
+            self.option(super::types::option::NSID, &[n]);
+        }
+        if let Some(c) = o.cookie {
+            self.option(super::types::option::COOKIE, &[c]);
+        }
+        if let Some((code, text)) = o.ede {
+            self.option(super::types::option::EDE, &[&code.to_be_bytes(), text]);
         }
         self.counts[3] += 1;
+    }
+
+    /// One EDNS option whose data is the concatenation of `parts`.
+    fn option(&mut self, code: u16, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.buf.extend_from_slice(&code.to_be_bytes());
+        self.buf.extend_from_slice(&(len as u16).to_be_bytes());
+        for p in parts {
+            self.buf.extend_from_slice(p);
+        }
     }
 
     /// Size an OPT record takes with an EDE text of `ede_text` bytes (if any).

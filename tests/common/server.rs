@@ -112,6 +112,12 @@ pub struct Opts {
     pub extra_config: String,
     /// `RLIMIT_NOFILE` (soft and hard) for the server process.
     pub nofile: Option<u64>,
+    /// Lines of the `[rrl]` section. By default 127.0.0.1 is exempt, so no other test's
+    /// burst of queries is ever rate-limited; `tests/traffic.rs` tests RRL itself from
+    /// other loopback addresses.
+    pub rrl: String,
+    /// Files written into the server's directory before it starts: (name, contents).
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for Opts {
@@ -127,6 +133,8 @@ impl Default for Opts {
             idle_timeout: 3,
             extra_config: String::new(),
             nofile: None,
+            rrl: "exempt = [\"127.0.0.1\"]".into(),
+            files: Vec::new(),
         }
     }
 }
@@ -154,19 +162,23 @@ impl Server {
             }
         }
         std::fs::write(d.join("admin.token"), TOKEN).unwrap();
+        for (name, text) in &opts.files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
         let port = free_port();
         let admin_port = free_port();
         let config = d.join("belfry.toml");
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = {}\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n{}\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n{}\n",
+                "[server]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = 2\ntcp_idle_timeout = {}\n{}\n[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n{}\n[dnssec]\nenabled = {}\nkey_dir = \"keys\"\n{}\n[suppress]\nfile = \"suppressions.toml\"\naudit_log = \"audit.log\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_file = \"admin.token\"\n{}\n[state]\ndir = \"state\"\n[rrl]\n{}\n{}\n",
                 opts.idle_timeout,
                 opts.extra_server,
                 opts.extra_zone,
                 opts.signed,
                 opts.extra_dnssec,
                 opts.extra_suppress,
+                opts.rrl,
                 opts.extra_config
             ),
         )
