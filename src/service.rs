@@ -107,6 +107,8 @@ pub struct Service {
     log_queries: bool,
     /// Long work in progress (signing pass, ...), for `GET /v1/status`.
     pub progress: Arc<Board>,
+    /// What the secondaries have and the control path's counters, for `GET /v1/status`.
+    pub transfers: Arc<crate::control::progress::Board>,
 }
 
 impl Service {
@@ -124,6 +126,7 @@ impl Service {
             state,
             log_queries: false,
             progress: Board::new(),
+            transfers: Arc::new(crate::control::progress::Board::new()),
         }
     }
 
