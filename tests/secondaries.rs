@@ -404,6 +404,26 @@ fn follows(kind: Kind) {
         "{st}"
     );
     assert!(!s.log_text().contains("IXFR-as-AXFR"), "{}", s.log_text());
+    // `belfry status` shows the same.
+    let out = Command::new(common::bin())
+        .args(["status", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(kind.name()))
+        .unwrap();
+    assert!(
+        line.contains("current") && line.contains("last IXFR"),
+        "{text}"
+    );
     // The zone the secondary built from the IXFRs, transferred again from it, verifies.
     let text = run(
         "dig",

@@ -459,3 +459,47 @@ fn fifty_transfers_at_once_are_bounded_and_udp_keeps_answering() {
     );
     assert!(s.log_text().contains("transfers already running"));
 }
+
+#[test]
+fn a_full_control_queue_answers_refused_at_once_and_counts_it() {
+    let s = Server::start(
+        "control-busy",
+        Opts {
+            extra_config: "[transfer]\ncontrol_threads = 1\ncontrol_queue = 1\n".into(),
+            ..Opts::default()
+        },
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let n = 400u16;
+    for id in 0..n {
+        let m = belfry::xfr::notify::build(id, &wire("be."), None);
+        sock.send_to(&m, s.addr()).unwrap();
+    }
+    let (mut busy, mut refused) = (0, 0);
+    let mut buf = vec![0u8; 4096];
+    while let Ok((len, _)) = sock.recv_from(&mut buf) {
+        let m = message::parse(&buf[..len]).unwrap();
+        assert_eq!(m.rcode(), Rcode::REFUSED.0);
+        // The busy answer is the header alone; the ACL's echoes the question.
+        if m.questions.is_empty() {
+            busy += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        busy > 0,
+        "the queue of one never filled ({refused} refused by the ACL)"
+    );
+    assert!(refused > 0);
+    // Counted on the server (a burst of answers may overflow our receive buffer).
+    let counted = s.status()["transfers"]["busy"].as_u64().unwrap();
+    assert!(
+        counted >= busy && counted <= n as u64,
+        "{counted} counted, {busy} received"
+    );
+    // Queries were never in that queue.
+    assert_eq!(s.udp("be.", Rtype::SOA, false).rcode, 0);
+}

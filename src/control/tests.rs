@@ -644,3 +644,79 @@ mod ixfr_property {
         }
     }
 }
+
+#[test]
+fn an_allowed_notify_goes_to_the_hook() {
+    let r = rig(4);
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let mut setup = r.control.setup.clone();
+    let acl_cfg: crate::acl::AclConfig =
+        toml::from_str("[[notify]]\nfrom = [\"192.0.2.0/24\"]\n").unwrap();
+    setup.acl = acl_cfg.build(&setup.keys).unwrap();
+    let c = Control::new(r.publisher.clone(), r.control.service.clone(), setup);
+    let mut soa = soa_with(77);
+    soa.ttl = 3600;
+    let msg = crate::xfr::notify::build(3, &n("be."), Some(&soa));
+    // No hook (no primary configured): NOTAUTH.
+    let out = ask(&c, &msg, "192.0.2.7:53", Transport::Udp);
+    assert_eq!(message::parse(&out[0]).unwrap().rcode(), Rcode::NOTAUTH.0);
+    c.set_notify_hook(Arc::new(move |n: &NotifyIn| {
+        g.lock().unwrap().push(n.clone())
+    }));
+    let out = ask(&c, &msg, "192.0.2.7:53", Transport::Udp);
+    let m = message::parse(&out[0]).unwrap();
+    assert_eq!(m.rcode(), 0);
+    assert_eq!(m.header.opcode(), Opcode::NOTIFY);
+    assert!(m.header.flags & message::flag::AA != 0);
+    assert_eq!(got.lock().unwrap()[0].serial, Some(77));
+    // From elsewhere: REFUSED with EDE 18, the hook not called.
+    let out = ask(&c, &msg, "198.51.100.1:53", Transport::Udp);
+    assert_eq!(message::parse(&out[0]).unwrap().rcode(), Rcode::REFUSED.0);
+    assert_eq!(got.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn transfer_configuration_errors_name_the_field() {
+    let base = "[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n";
+    let setup = |extra: &str| {
+        let cfg = Config::parse(
+            std::path::Path::new("/etc/belfry/b.toml"),
+            &format!("{base}{extra}"),
+        )
+        .map_err(|e| e.0)?;
+        Setup::from_config(&cfg, "b.toml")
+    };
+    let ok = setup(
+        "[[tsig.key]]\nname = \"k\"\nsecret = \"c2VjcmV0c2VjcmV0\"\n[[acl.transfer]]\nkey = \"k\"\n\
+         [transfer]\nalso_notify = [\"192.0.2.1\", \"[2001:db8::1]:5300\"]\nnotify_key = \"k\"\n\
+         [[transfer.secondary]]\nname = \"a\"\naddress = \"198.51.100.1:53\"\nsource = \"198.51.100.2\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.targets.len(), 3);
+    assert_eq!(
+        ok.targets[0].source,
+        "198.51.100.2".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        ok.targets[1].address,
+        "192.0.2.1:53".parse::<SocketAddr>().unwrap()
+    );
+    assert!(ok.targets[2].key.is_some());
+    let e = setup("[[acl.transfer]]\nkey = \"nokey\"\n").unwrap_err();
+    assert!(
+        e.contains("b.toml") && e.contains("acl.transfer[0].key"),
+        "{e}"
+    );
+    let e = setup("[[transfer.secondary]]\nname = \"a\"\naddress = \"nowhere\"\n").unwrap_err();
+    assert!(e.contains("transfer.secondary[0].address"), "{e}");
+    let e = setup("[[transfer.secondary]]\nname = \"a\"\naddress = \"192.0.2.1\"\nkey = \"x\"\n")
+        .unwrap_err();
+    assert!(e.contains("transfer.secondary[0].key"), "{e}");
+    let e = setup("[transfer]\nalso_notify = [\"1.2.3\"]\n").unwrap_err();
+    assert!(e.contains("transfer.also_notify[0]"), "{e}");
+    let e = setup("[transfer]\nmax_transfers = 0\n").unwrap_err();
+    assert!(e.contains("max_transfers"), "{e}");
+    let e = setup("[transfer]\nbogus = 1\n").unwrap_err();
+    assert!(e.contains("b.toml:") && e.contains("bogus"), "{e}");
+}
