@@ -835,13 +835,7 @@ impl Control {
     ) -> Option<Stats> {
         let (owner, ttl, rd) = Self::soa_record(snap);
         let q = question(req);
-        let mut p = Packer::new(
-            req.m.header.id,
-            answer_flags(req.m),
-            &q,
-            &self.origin,
-            65000,
-        );
+        let mut p = Packer::new(req.m.header.id, answer_flags(req.m), &q, 65000);
         p.push(&owner, Rtype::SOA, ttl, &rd);
         let mut out = std::mem::take(p.finish());
         if req.m.opt.is_some() {
@@ -871,7 +865,6 @@ impl Control {
             req.m.header.id,
             answer_flags(req.m),
             &q,
-            &self.origin,
             limit.saturating_sub(room),
         );
         let mut fits = true;
@@ -903,7 +896,7 @@ impl Control {
         d: &ixfr::Condensed,
         send: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Option<Stats> {
-        let mut s = Stream::new(req, &self.origin, send);
+        let mut s = Stream::new(req, send);
         let ok = d.each_record(&mut |r| s.record(&r.owner, Rtype(r.rtype), r.ttl, &r.rdata));
         if ok && s.flush() {
             Some(s.stats)
@@ -920,7 +913,7 @@ impl Control {
         who: &str,
         send: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Option<Stats> {
-        let mut s = Stream::new(req, &self.origin, send);
+        let mut s = Stream::new(req, send);
         let r = axfr::each_record(snap, &mut |o, t, ttl, rd| s.record(o, t, ttl, rd));
         match r {
             Ok(_) if s.flush() => Some(s.stats),
@@ -975,13 +968,12 @@ struct Stream<'a, 'r> {
 }
 
 impl<'a, 'r> Stream<'a, 'r> {
-    fn new(req: &'a mut Req<'r>, origin: &[u8], send: &'a mut dyn FnMut(&[u8]) -> bool) -> Self {
+    fn new(req: &'a mut Req<'r>, send: &'a mut dyn FnMut(&[u8]) -> bool) -> Self {
         let q = question(req);
         let packer = Packer::new(
             req.m.header.id,
             answer_flags(req.m),
             &q,
-            origin,
             packer::DEFAULT_LIMIT,
         );
         Stream {

@@ -118,6 +118,7 @@ async fn run(
             let s = publisher.snapshot().serial;
             if last != Some(s) {
                 last = Some(s);
+                tracing::debug!("serial {s} is served: NOTIFY goes out");
                 board.served(s);
                 let _ = tx.send(Some(s));
             }
@@ -161,6 +162,7 @@ async fn target_task(
         loop {
             let (serial, soa) = soa_of(&publisher);
             board.notify_sent(i, serial);
+            let sent = std::time::Instant::now();
             match crate::xfr::notify::send(
                 t.address,
                 &zone,
@@ -171,6 +173,11 @@ async fn target_task(
             .await
             {
                 Ok(()) => {
+                    tracing::debug!(
+                        "NOTIFY to {} for serial {serial} answered in {:.1} ms",
+                        t.name,
+                        sent.elapsed().as_secs_f64() * 1000.0
+                    );
                     board.notify_answered(i, serial);
                     if failures > 0 {
                         tracing::info!(
@@ -183,6 +190,11 @@ async fn target_task(
                     break;
                 }
                 Err(e) => {
+                    tracing::debug!(
+                        "NOTIFY to {} for serial {serial} failed after {:.1} ms: {e}",
+                        t.name,
+                        sent.elapsed().as_secs_f64() * 1000.0
+                    );
                     failures += 1;
                     board.notify_failed(i, e.to_string());
                     // The first failure and then every tenth, not every retry.

@@ -2,14 +2,12 @@
 //!
 //! A [`Packer`] fills one message after another up to a size limit, the
 //! question echoed in the first message only (RFC 5936 §2.2), and compresses
-//! names (RFC 1035 §4.1.4) the cheap way a zone in canonical order allows: an
-//! owner name equal to the previous record's owner, or a name ending in it
-//! (`ns1.example.be.` after `example.be.`), points at where that owner was
-//! written; any other name below the zone origin points at the origin's first
-//! occurrence. Names in the RDATA of the RFC 1035 types that allow it (NS,
-//! CNAME, PTR, MX, SOA) are compressed the same way; every other RDATA is copied
-//! as it is (RRSIG signer names must not be compressed, RFC 4034 §3.1.7).
-//! Matching is byte for byte, so no name changes its letter case.
+//! names (RFC 1035 §4.1.4): every name suffix written out in a message is
+//! remembered (a hash of its bytes and its offset), and a later name ending in a
+//! remembered suffix points at it. Names in the RDATA of the RFC 1035 types that
+//! allow it (NS, CNAME, PTR, MX, SOA) are compressed too; every other RDATA is
+//! copied as it is (RRSIG signer names must not be compressed, RFC 4034 §3.1.7).
+//! A hash match is checked byte for byte, so no name changes its letter case.
 //!
 //! Limits: messages are kept below 16 KiB by default, because a compression
 //! pointer reaches only the first 16383 bytes of a message.
@@ -28,11 +26,37 @@ pub struct Packer {
     first: bool,
     count: u16,
     limit: usize,
-    origin: Vec<u8>,
-    origin_at: u16,
-    owner: Vec<u8>,
-    owner_at: u16,
+    /// Suffixes written out in the current message: hash → offset.
+    table: hashbrown::HashMap<u32, u16, foldhash::fast::FixedState>,
     started: bool,
+}
+
+/// Whether the (possibly compressed) name at `at` in `msg` is `wire`, byte for byte.
+fn same_name(msg: &[u8], mut at: usize, wire: &[u8]) -> bool {
+    let mut pos = 0usize;
+    for _ in 0..128 {
+        let Some(&len) = msg.get(at) else {
+            return false;
+        };
+        if len & 0xC0 == 0xC0 {
+            let Some(&lo) = msg.get(at + 1) else {
+                return false;
+            };
+            at = (((len & 0x3F) as usize) << 8) | lo as usize;
+            continue;
+        }
+        let l = len as usize;
+        match (msg.get(at..at + 1 + l), wire.get(pos..pos + 1 + l)) {
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+        if l == 0 {
+            return true;
+        }
+        at += 1 + l;
+        pos += 1 + l;
+    }
+    false
 }
 
 /// Offsets of the labels of a wire name (the root excluded); returns the count.
@@ -51,7 +75,7 @@ impl Packer {
     /// A packer for answers with this id and flags word, echoing `question` (name,
     /// type, class as sent) in the first message; messages stay below `limit`
     /// bytes (one record larger than that still goes alone in a message).
-    pub fn new(id: u16, flags: u16, question: &[u8], origin: &[u8], limit: usize) -> Packer {
+    pub fn new(id: u16, flags: u16, question: &[u8], limit: usize) -> Packer {
         Packer {
             buf: Vec::with_capacity(limit + 512),
             id,
@@ -60,10 +84,10 @@ impl Packer {
             first: true,
             count: 0,
             limit,
-            origin: origin.to_vec(),
-            origin_at: 0,
-            owner: Vec::with_capacity(256),
-            owner_at: 0,
+            table: hashbrown::HashMap::with_capacity_and_hasher(
+                4096,
+                foldhash::fast::FixedState::with_seed(0x5eed),
+            ),
             started: false,
         }
     }
@@ -80,9 +104,7 @@ impl Packer {
         }
         self.first = false;
         self.count = 0;
-        self.origin_at = 0;
-        self.owner_at = 0;
-        self.owner.clear();
+        self.table.clear();
         self.started = true;
     }
 
@@ -109,45 +131,40 @@ impl Packer {
         self.buf.extend_from_slice(&(0xC000 | at).to_be_bytes());
     }
 
-    /// Write a name; an owner becomes the target for the names that follow.
-    fn name(&mut self, name: &[u8], is_owner: bool) {
-        let start = self.buf.len();
+    /// Write a name, pointing at the longest suffix already in the message.
+    fn name(&mut self, name: &[u8]) {
         let mut starts = [0usize; 128];
         let n = label_starts(name, &mut starts);
-        let mut done = false;
-        if self.owner_at != 0 {
-            for &s in &starts[..n] {
-                if name[s..] == self.owner[..] {
-                    self.buf.extend_from_slice(&name[..s]);
-                    self.pointer(self.owner_at);
-                    done = true;
+        // Hashes of every suffix, the shortest first.
+        let mut hashes = [0u32; 128];
+        let mut h = 0x811C_9DC5u32;
+        for i in (0..n).rev() {
+            for &b in &name[starts[i]..starts[i] + 1 + name[starts[i]] as usize] {
+                h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+            }
+            hashes[i] = h;
+        }
+        let base = self.buf.len();
+        let mut cut = n;
+        for i in 0..n {
+            if let Some(&at) = self.table.get(&hashes[i]) {
+                if same_name(&self.buf, at as usize, &name[starts[i]..]) {
+                    cut = i;
                     break;
                 }
             }
         }
-        if !done && self.origin.len() > 2 && name.ends_with(&self.origin) {
-            let cut = name.len() - self.origin.len();
-            if let Some(&s) = starts[..n].iter().find(|&&s| s == cut) {
-                if self.origin_at != 0 {
-                    self.buf.extend_from_slice(&name[..s]);
-                    let at = self.origin_at;
-                    self.pointer(at);
-                } else {
-                    self.buf.extend_from_slice(name);
-                    if start + s < 0x3FFF {
-                        self.origin_at = (start + s) as u16;
-                    }
-                }
-                done = true;
+        let literal = if cut < n { starts[cut] } else { name.len() };
+        self.buf.extend_from_slice(&name[..literal]);
+        if cut < n {
+            let at = self.table[&hashes[cut]];
+            self.pointer(at);
+        }
+        for i in 0..cut {
+            let off = base + starts[i];
+            if off < 0x3FFF {
+                self.table.insert(hashes[i], off as u16);
             }
-        }
-        if !done {
-            self.buf.extend_from_slice(name);
-        }
-        if is_owner && name != self.owner.as_slice() {
-            self.owner.clear();
-            self.owner.extend_from_slice(name);
-            self.owner_at = if start < 0x3FFF { start as u16 } else { 0 };
         }
     }
 
@@ -157,18 +174,18 @@ impl Packer {
         };
         match rtype {
             Rtype::NS | Rtype::CNAME | Rtype::PTR if name_end(0) == Some(rdata.len()) => {
-                self.name(rdata, false)
+                self.name(rdata)
             }
             Rtype::MX if name_end(2) == Some(rdata.len()) => {
                 self.buf.extend_from_slice(&rdata[..2]);
-                self.name(&rdata[2..], false);
+                self.name(&rdata[2..]);
             }
             Rtype::SOA => {
                 let m = name_end(0);
                 match (m, m.and_then(name_end)) {
                     (Some(m), Some(r)) if r + 20 == rdata.len() => {
-                        self.name(&rdata[..m], false);
-                        self.name(&rdata[m..r], false);
+                        self.name(&rdata[..m]);
+                        self.name(&rdata[m..r]);
                         self.buf.extend_from_slice(&rdata[r..]);
                     }
                     _ => self.buf.extend_from_slice(rdata),
@@ -185,7 +202,7 @@ impl Packer {
             self.begin();
         }
         let mark = self.buf.len();
-        self.name(owner, true);
+        self.name(owner);
         self.buf.extend_from_slice(&rtype.0.to_be_bytes());
         self.buf.extend_from_slice(&1u16.to_be_bytes());
         self.buf.extend_from_slice(&ttl.to_be_bytes());
@@ -195,13 +212,9 @@ impl Packer {
         let rdlen = self.buf.len() - len_at - 2;
         if (self.buf.len() > self.limit && self.count > 0) || self.buf.len() > 65535 {
             // The message is full and gets finished: no later name may point into
-            // what is cut off, so drop the targets that may lie there.
+            // what is cut off, so drop the targets that lie there.
             self.buf.truncate(mark);
-            if self.origin_at as usize >= mark {
-                self.origin_at = 0;
-            }
-            self.owner_at = 0;
-            self.owner.clear();
+            self.table.retain(|_, at| (*at as usize) < mark);
             return false;
         }
         self.buf[len_at..len_at + 2].copy_from_slice(&(rdlen as u16).to_be_bytes());
@@ -231,13 +244,15 @@ mod tests {
     }
 
     #[test]
-    fn compresses_against_owner_and_origin_and_decodes_back() {
+    fn compresses_repeated_suffixes_exactly_and_decodes_back() {
         let q = crate::wire::message::question_bytes(&n("be."), Rtype::AXFR, 1);
-        let mut p = Packer::new(7, 0x8400, &q, &n("be."), DEFAULT_LIMIT);
+        let mut p = Packer::new(7, 0x8400, &q, DEFAULT_LIMIT);
         let recs = vec![
             (n("be."), Rtype::NS, n("a.nsset.be.")),
             (n("example.be."), Rtype::NS, n("ns1.example.be.")),
             (n("example.be."), Rtype::NS, n("ns.other.net.")),
+            (n("example.be."), Rtype::NS, n("ns2.other.net.")),
+            (n("Example.be."), Rtype::NS, n("NS2.other.net.")),
             (n("ns1.example.be."), Rtype::A, vec![192, 0, 2, 1]),
             (n("other.be."), Rtype::DS, vec![1, 2, 13, 2, 9, 9]),
         ];
@@ -263,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_full_message_refuses_the_record_unchanged() {
-        let mut p = Packer::new(1, 0x8400, &[], &n("be."), 200);
+        let mut p = Packer::new(1, 0x8400, &[], 200);
         let mut pushed = 0;
         let owner = n("some-long-owner-name.be.");
         while p.push(&owner, Rtype::TXT, 1, &[20; 21]) {

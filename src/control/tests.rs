@@ -291,8 +291,8 @@ fn axfr_streams_the_whole_signed_zone_in_several_messages() {
         true
     };
     let qb = question(&req);
-    let mut s = Stream::new(&mut req, &r.control.origin, &mut send);
-    s.packer = Packer::new(0x1234, 0x8400, &qb, &n("be."), 600);
+    let mut s = Stream::new(&mut req, &mut send);
+    s.packer = Packer::new(0x1234, 0x8400, &qb, 600);
     axfr::each_record(&snap, &mut |o, t, ttl, rd| s.record(o, t, ttl, rd)).unwrap();
     assert!(s.flush());
     assert!(msgs.len() > 5, "{} messages", msgs.len());
