@@ -118,6 +118,7 @@ latency)
     "$WORK/belfry/admin.token" "$WORK/domains.txt" "$CYCLES" "${3:-0}"
   echo "IXFR of one suppression (belfry's log):"
   grep 'IXFR to' "$WORK/belfry/belfry.log" | sed -n '2p;4p;6p'
+  "$BELFRY" status --config "$WORK/belfry/belfry.toml"
   ;;
 axfr)
   N=${2:-200000}

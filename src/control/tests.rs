@@ -720,3 +720,44 @@ fn transfer_configuration_errors_name_the_field() {
     let e = setup("[transfer]\nbogus = 1\n").unwrap_err();
     assert!(e.contains("b.toml:") && e.contains("bogus"), "{e}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+    /// Hostile control messages (random bytes, and valid transfer, update and notify
+    /// requests with bytes flipped) never panic and get at most one answer over UDP.
+    #[test]
+    fn hostile_control_messages_never_panic(
+        kind in 0usize..4,
+        flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..6),
+        random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        thread_local! {
+            static RIG: Rig = rig(2);
+        }
+        let mut msg = match kind {
+            0 => random,
+            1 => query(Rtype::IXFR, Some(soa_with(5)), true),
+            2 => crate::xfr::notify::build(3, &n("be."), Some(&soa_with(9))),
+            _ => {
+                let z = message::Question { name: n("be."), qtype: Rtype::SOA, qclass: 1 };
+                let add = Record { owner: n("p.be."), rtype: Rtype::NS, class: 1, ttl: 60, rdata: n("ns.p.be.") };
+                message::build(7, 5 << 11, Some(&z), &[], &[add], &[]).unwrap()
+            }
+        };
+        for (at, b) in flips {
+            if !msg.is_empty() {
+                let l = msg.len();
+                msg[at % l] ^= b;
+            }
+        }
+        RIG.with(|r| {
+            for t in [Transport::Udp, Transport::Tcp] {
+                let out = ask(&r.control, &msg, "127.0.0.1:53", t);
+                if t == Transport::Udp {
+                    proptest::prop_assert!(out.len() <= 1);
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
