@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, key management, `ds`, `generate`, `suppress`.
+//! The command line: `serve`, `check`, `status`, key management, `ds`, `generate`, `suppress`.
 //!
 //! Parses arguments with clap, turns them into a configuration, and calls the
 //! library. Every failure prints one clear line naming the file and problem and
@@ -48,6 +48,18 @@ enum Cmd {
     Suppress(suppress::cli::SuppressArgs),
     /// Make a running server take its zone file again (checked, diffed, signed, published).
     Reload(ReloadArgs),
+    /// Show what a running server serves and what its secondaries have.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// Configuration file (for the admin API's address and token).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Print the raw JSON of `GET /v1/status`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where the configuration comes from: a file, or flags alone.
@@ -160,6 +172,7 @@ pub fn main() -> i32 {
         Cmd::Generate(a) => generate(a),
         Cmd::Suppress(a) => suppress::cli::run(a),
         Cmd::Reload(a) => reload(a),
+        Cmd::Status(a) => status(a),
     };
     match r {
         Ok(()) => 0,
@@ -477,10 +490,19 @@ fn descriptor_budget(cfg: &Config) -> (Option<Budget>, Result<(), String>) {
     }
 }
 
+/// The name errors about the configuration use.
+fn config_source(a: &ServeArgs) -> String {
+    match &a.config {
+        Some(p) => p.display().to_string(),
+        None => "<command line>".into(),
+    }
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let mut cfg = config_from(&a)?;
     ops::log::init(&cfg.log)?;
+    let setup = crate::control::Setup::from_config(&cfg, &config_source(&a))?;
     let signals = ops::Signals::install().map_err(|e| format!("signal handling: {e}"))?;
     match descriptor_budget(&cfg) {
         (Some(b), Err(e)) => {
@@ -549,8 +571,25 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         tcp_max_per_prefix: cfg.server.tcp_max_connections_per_prefix,
         tcp_prefix_v4: cfg.server.tcp_prefix_v4,
         tcp_prefix_v6: cfg.server.tcp_prefix_v6,
+        control_threads: cfg.transfer.control_threads,
+        control_queue: cfg.transfer.control_queue,
+        control_write_timeout: Duration::from_secs(cfg.transfer.stall_timeout),
     };
-    let server = crate::server::Server::start(server_cfg, svc.clone())
+    let targets = setup.targets.clone();
+    let timing = crate::control::notify::Timing {
+        timeout: setup.notify_timeout,
+        max_interval: setup.notify_max_interval,
+    };
+    let control = Arc::new(crate::control::Control::new(
+        publisher.clone(),
+        svc.clone(),
+        setup,
+    ));
+    let frontend = Arc::new(crate::control::Frontend {
+        service: svc.clone(),
+        control: control.clone(),
+    });
+    let server = crate::server::Server::start(server_cfg, frontend)
         .map_err(|e| format!("cannot listen: {e}"))?;
     tracing::info!(
         "serving on {:?} with {} workers, {:.2} s after start",
@@ -559,8 +598,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         t0.elapsed().as_secs_f64()
     );
     let maint = service::spawn_maintenance(svc.clone(), presign);
+    let notifier = crate::control::notify::spawn(
+        publisher.clone(),
+        svc.clone(),
+        control.board().clone(),
+        targets,
+        timing,
+    );
     let _admin = suppress::api::start(&cfg, publisher.clone(), svc.clone())?;
-    let _follower = match crate::xfr::follow::primary_of(&cfg)? {
+    let follower = match crate::xfr::follow::primary_of(&cfg)? {
         Some(primary) => {
             tracing::info!(
                 "following the primary {} for the unsigned zone",
@@ -578,6 +624,17 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    if let Some(f) = follower.clone() {
+        // A NOTIFY from the primary (allowed by [[acl.notify]]) makes the follower look at once.
+        control.set_notify_hook(Arc::new(move |n: &crate::control::NotifyIn| {
+            tracing::info!(
+                "NOTIFY from {} (serial {:?}): checking the primary now",
+                n.peer,
+                n.serial
+            );
+            f.notify();
+        }));
+    }
     ops::notify::ready(&svc.status_line());
     signals.wait(|| {
         tracing::info!("SIGHUP: reopening log files and reloading the zone");
@@ -606,6 +663,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     server.shutdown();
     server.wait();
     let _ = maint.join();
+    if let Some(n) = notifier {
+        let _ = n.join();
+    }
     Ok(())
 }
 
@@ -719,9 +779,40 @@ fn check(a: ServeArgs) -> Result<(), String> {
     } else {
         println!("  DNSSEC:              off");
     }
-    let warnings = zone.warnings.clone();
+    let mut warnings = zone.warnings.clone();
     // What `serve` would refuse of the admin API and the list, and what it warns about.
     let admin_warnings = suppress::api::preflight(&cfg)?;
+    let setup = crate::control::Setup::from_config(&cfg, &config_source(&a))?;
+    println!("  TSIG keys:           {}", setup.keys.len());
+    println!(
+        "  transfers:           {} rules allow or deny AXFR/IXFR, at most {} at once",
+        setup.acl.rules(crate::acl::Action::Transfer).len(),
+        setup.max_transfers
+    );
+    println!(
+        "  updates, NOTIFY in:  {} and {} rules",
+        setup.acl.rules(crate::acl::Action::Update).len(),
+        setup.acl.rules(crate::acl::Action::Notify).len()
+    );
+    println!("  NOTIFY targets:      {}", setup.targets.len());
+    for t in &setup.targets {
+        println!(
+            "    {} {}{}",
+            t.name,
+            t.address,
+            t.key
+                .as_ref()
+                .map(|k| format!(" (key {})", crate::name::to_text(k.name())))
+                .unwrap_or_default()
+        );
+    }
+    if cfg.state.dir.is_none() && !setup.acl.rules(crate::acl::Action::Transfer).is_empty() {
+        warnings.push(
+            "transfers are allowed but [state] dir is not set: without a journal every IXFR \
+             is answered with the whole zone"
+                .into(),
+        );
+    }
     let p = publisher_for(&cfg, loaded, false)?;
     println!("  suppressions:        {}", p.list().1.len());
     if let Some(b) = budget {
@@ -755,6 +846,66 @@ fn reload(a: ReloadArgs) -> Result<(), String> {
     );
     for n in &o.notes {
         println!("  note: {n}");
+    }
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> Result<(), String> {
+    let cfg = Config::load(&a.config).map_err(|e| e.to_string())?;
+    let client = suppress::cli::Client::new(&cfg)?;
+    let (code, body) = client.get("/v1/status")?;
+    if code != 200 {
+        return Err(format!("GET /v1/status: HTTP {code}: {body}"));
+    }
+    if a.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let st: suppress::proto::StatusResponse =
+        serde_json::from_str(&body).map_err(|e| format!("GET /v1/status: {e}"))?;
+    println!(
+        "zone {} serial {}{}",
+        st.zone,
+        st.serial,
+        match (st.signed, st.fully_signed) {
+            (false, _) => ", unsigned",
+            (true, true) => ", fully signed",
+            (true, false) => ", signing",
+        }
+    );
+    println!(
+        "  suppressed {}, delegations {}, next change {}",
+        st.suppressed, st.delegations, st.next_change
+    );
+    let t = &st.transfers;
+    println!(
+        "  transfers {} (running {}), refused {}, busy {}, updates {}",
+        t.transfers, t.active, t.refused, t.busy, t.updates
+    );
+    for s in &t.secondaries {
+        let serial = s
+            .serial
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "?".into());
+        let lag = match s.lag_seconds {
+            Some(l) if s.current => format!("current ({l:.1} s)"),
+            Some(l) => format!("behind for {l:.1} s"),
+            None => "unknown".into(),
+        };
+        let notify = match (s.notify_answered, &s.notify_error) {
+            (_, Some(e)) if s.notify_pending.is_some() => format!("NOTIFY failing: {e}"),
+            (Some(n), _) => format!("NOTIFY {n} answered"),
+            (None, _) => "no NOTIFY answered".into(),
+        };
+        let last = s
+            .last_transfer
+            .as_ref()
+            .map(|x| format!(", last {} to {} at {}", x.kind, x.to, x.at))
+            .unwrap_or_default();
+        println!(
+            "  {:<16} {:<24} serial {serial:<12} {lag}, {notify}{last}",
+            s.name, s.address
+        );
     }
     Ok(())
 }

@@ -47,6 +47,99 @@ pub struct Config {
     /// DNS cookies.
     #[serde(default)]
     pub cookies: CookiesSection,
+    /// TSIG keys (RFC 8945): written here or read from BIND key files.
+    #[serde(default)]
+    pub tsig: crate::tsig::TsigConfig,
+    /// Who may transfer the zone, send NOTIFY and send dynamic updates (see [`crate::acl`]).
+    #[serde(default)]
+    pub acl: crate::acl::AclConfig,
+    /// Zone transfers out: limits, secondaries and other NOTIFY targets.
+    #[serde(default)]
+    pub transfer: TransferSection,
+}
+
+fn default_max_transfers() -> usize {
+    8
+}
+fn default_stall_timeout() -> u64 {
+    30
+}
+fn default_control_threads() -> usize {
+    2
+}
+fn default_control_queue() -> usize {
+    128
+}
+fn default_notify_max_interval() -> u64 {
+    60
+}
+fn default_notify_timeout_ms() -> u64 {
+    1000
+}
+
+/// `[transfer]`: AXFR/IXFR out, NOTIFY out, and the control path's limits.
+///
+/// Who may transfer is decided by `[[acl.transfer]]` rules; this section says
+/// whom to tell about changes and how much the control path may take at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSection {
+    /// Most AXFR/IXFR answers streamed at once; more are refused.
+    #[serde(default = "default_max_transfers")]
+    pub max_transfers: usize,
+    /// Seconds a transfer client may leave the next message unread before it is cut off.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: u64,
+    /// Threads answering control messages (UPDATE, NOTIFY, IXFR, signed queries) that came over UDP.
+    #[serde(default = "default_control_threads")]
+    pub control_threads: usize,
+    /// Control messages from UDP waiting for a thread; more are answered REFUSED at once.
+    #[serde(default = "default_control_queue")]
+    pub control_queue: usize,
+    /// Secondaries: told of every new serial by NOTIFY; their progress is in the status.
+    #[serde(default)]
+    pub secondary: Vec<SecondaryConfig>,
+    /// More NOTIFY targets (`address` or `address:port`, port 53 by default).
+    #[serde(default)]
+    pub also_notify: Vec<String>,
+    /// TSIG key the NOTIFY messages to `also_notify` targets are signed with.
+    pub notify_key: Option<String>,
+    /// Longest wait between NOTIFY retries, seconds (the first retry comes after 1 s).
+    #[serde(default = "default_notify_max_interval")]
+    pub notify_max_interval: u64,
+    /// How long one NOTIFY waits for its answer, milliseconds.
+    #[serde(default = "default_notify_timeout_ms")]
+    pub notify_timeout_ms: u64,
+}
+
+impl Default for TransferSection {
+    fn default() -> Self {
+        TransferSection {
+            max_transfers: default_max_transfers(),
+            stall_timeout: default_stall_timeout(),
+            control_threads: default_control_threads(),
+            control_queue: default_control_queue(),
+            secondary: Vec::new(),
+            also_notify: Vec::new(),
+            notify_key: None,
+            notify_max_interval: default_notify_max_interval(),
+            notify_timeout_ms: default_notify_timeout_ms(),
+        }
+    }
+}
+
+/// `[[transfer.secondary]]`: one secondary server of the zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryConfig {
+    /// A name for logs and the status (e.g. `knot-ams-1`).
+    pub name: String,
+    /// Where its NOTIFY goes: `address` or `address:port` (`[v6]:port`), port 53 by default.
+    pub address: String,
+    /// TSIG key NOTIFY messages to it are signed with (its transfers are then known by it too).
+    pub key: Option<String>,
+    /// Address its transfer requests come from, when not the NOTIFY address.
+    pub source: Option<String>,
 }
 
 fn default_journal_bytes() -> u64 {
@@ -594,6 +687,9 @@ impl Config {
         if let Some(p) = c.cookies.secret_file.as_mut() {
             fix(p);
         }
+        for p in c.tsig.files.iter_mut() {
+            fix(p);
+        }
         c.check(path)?;
         Ok(c)
     }
@@ -675,6 +771,24 @@ impl Config {
         }
         if let Err(m) = crate::suppress::ede::check_text_alone(&sup.ede_text) {
             return bad(format!("[suppress] ede_text: {m}"));
+        }
+        let t = &self.transfer;
+        if t.max_transfers == 0 || t.max_transfers > 1024 {
+            return bad("[transfer] max_transfers must be between 1 and 1024".into());
+        }
+        if t.stall_timeout == 0 || t.stall_timeout > 3600 {
+            return bad("[transfer] stall_timeout must be between 1 and 3600 seconds".into());
+        }
+        if t.control_threads == 0 || t.control_threads > 64 {
+            return bad("[transfer] control_threads must be between 1 and 64".into());
+        }
+        if t.control_queue == 0 || t.control_queue > 65536 {
+            return bad("[transfer] control_queue must be between 1 and 65536".into());
+        }
+        if t.notify_max_interval == 0 || t.notify_timeout_ms == 0 {
+            return bad(
+                "[transfer] notify_max_interval and notify_timeout_ms must be at least 1".into(),
+            );
         }
         if self.dnssec.enabled {
             if self.dnssec.refresh >= self.dnssec.validity {

@@ -13,6 +13,8 @@
 //! - [`service`]: loading, the transport's view of the publisher, background work;
 //! - [`config`], [`cli`]: configuration file and command line;
 //! - [`tsig`], [`acl`]: transaction signatures (RFC 8945) and who may transfer, notify, update;
+//! - [`control`]: what a primary answers besides queries: AXFR/IXFR out, NOTIFY in and
+//!   out, dynamic update over the network, signed messages;
 //! - [`update`]: RFC 2136 dynamic update parsing, prerequisites and application;
 //! - [`xfr`]: inbound AXFR/IXFR, NOTIFY messages; [`serial`]: RFC 1982 serial arithmetic;
 //! - [`ops`]: logging, signals, systemd notification, descriptor limits, progress.
@@ -20,6 +22,7 @@
 pub mod acl;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod cookie;
 pub mod dnssec;
 pub mod handler;

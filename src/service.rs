@@ -146,6 +146,8 @@ pub struct Service {
     cookie_file: Option<std::path::PathBuf>,
     /// Seconds the zone file took to load (for metrics).
     load_seconds: std::sync::Mutex<f64>,
+    /// What the secondaries have and the control path's counters, for `GET /v1/status`.
+    pub transfers: Arc<crate::control::progress::Board>,
 }
 
 impl Service {
@@ -170,6 +172,7 @@ impl Service {
             cookies: None,
             cookie_file: None,
             load_seconds: std::sync::Mutex::new(0.0),
+            transfers: Arc::new(crate::control::progress::Board::new()),
         }
     }
 

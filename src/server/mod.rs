@@ -14,8 +14,17 @@
 //!   idle timeout, a connection limit, limits per client address and per client
 //!   prefix (so one client cannot hold every slot) and a per-connection query limit.
 //!
+//! - Control path ([`control`]): messages the [`Answerer`] marks as control
+//!   ([`Answerer::is_control`]: a cheap look, no allocation) are not answered on
+//!   the UDP worker or the TCP task. A UDP worker hands the message, its peer and a
+//!   duplicate of its socket to a small bounded thread pool and goes on (when the
+//!   pool's queue is full the message gets [`Answerer::busy`] at once); a TCP task
+//!   runs it on tokio's blocking pool and writes each answer message as it comes
+//!   (many for a zone transfer), cutting a client off that stops reading.
+//!
 //! It must not parse or build DNS messages beyond the TCP length prefix.
 
+pub mod control;
 mod tcp;
 mod udp;
 
@@ -43,6 +52,32 @@ pub trait Answerer: Send + Sync + 'static {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> bool;
+
+    /// Whether a message goes to the control path instead of [`Answerer::answer`].
+    ///
+    /// Called for every message on the query path: a look at a few bytes, no
+    /// allocation, no lock. The default sends nothing there.
+    fn is_control(&self, _msg: &[u8]) -> bool {
+        false
+    }
+
+    /// Answer a control message, off the query path (it may block, take locks,
+    /// allocate): hand each answer message to `send`, in order; stop when
+    /// `send` returns false (the client is gone or stopped reading).
+    fn control(
+        &self,
+        _msg: &[u8],
+        _peer: SocketAddr,
+        _transport: Transport,
+        _send: &mut dyn FnMut(&[u8]) -> bool,
+    ) {
+    }
+
+    /// The answer to a control message when the control path is full (written
+    /// into `out`); false drops it. Called on the query path: keep it cheap.
+    fn busy(&self, _msg: &[u8], _out: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// Transport settings.
@@ -66,12 +101,19 @@ pub struct ServerConfig {
     pub tcp_prefix_v4: u8,
     /// IPv6 prefix length of a client network for `tcp_max_per_prefix`.
     pub tcp_prefix_v6: u8,
+    /// Threads answering control messages that came over UDP.
+    pub control_threads: usize,
+    /// Control messages from UDP waiting for a thread; more get [`Answerer::busy`].
+    pub control_queue: usize,
+    /// How long a TCP client may leave an answer message of the control path unread.
+    pub control_write_timeout: Duration,
 }
 
 /// A running server.
 pub struct Server {
     stop: Arc<AtomicBool>,
     udp_threads: Vec<std::thread::JoinHandle<()>>,
+    control: control::Pool,
     tcp: tcp::TcpServer,
     addrs: Vec<SocketAddr>,
 }
@@ -100,19 +142,25 @@ impl Server {
             }
             per_worker.push(socks);
         }
+        let control = control::Pool::start(
+            answerer.clone(),
+            cfg.control_threads.max(1),
+            cfg.control_queue.max(1),
+        )?;
         let mut udp_threads = Vec::new();
         for (i, socks) in per_worker.into_iter().enumerate() {
-            let (a, s) = (answerer.clone(), stop.clone());
+            let (a, s, c) = (answerer.clone(), stop.clone(), control.submitter());
             udp_threads.push(
                 std::thread::Builder::new()
                     .name(format!("belfry-udp-{i}"))
-                    .spawn(move || udp::worker(socks, a, s))?,
+                    .spawn(move || udp::worker(socks, a, s, c))?,
             );
         }
         let tcp = tcp::TcpServer::start(tcp_listeners, &cfg, answerer)?;
         Ok(Server {
             stop,
             udp_threads,
+            control,
             tcp,
             addrs,
         })
@@ -135,5 +183,6 @@ impl Server {
             let _ = t.join();
         }
         self.tcp.wait();
+        self.control.wait();
     }
 }

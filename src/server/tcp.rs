@@ -7,7 +7,9 @@
 //! (after a short grace period). Over the connection limit, or over the limit of
 //! its client address or client prefix (/24 and /56 by default), a new connection
 //! is closed at once. The per-client table holds only clients with an open
-//! connection, so it is bounded by the connection limit.
+//! connection, so it is bounded by the connection limit. A control message
+//! (see [`super::control`]) is answered off the runtime, its answer messages
+//! written as they come, before the next message is read.
 
 use super::{Answerer, ServerConfig, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -66,6 +68,7 @@ impl TcpServer {
                 max_connections: cfg.tcp_max_connections,
                 idle: cfg.tcp_idle_timeout,
                 max_queries: cfg.tcp_max_queries_per_connection,
+                control_write: cfg.control_write_timeout,
             };
             rt.spawn(accept_loop(
                 listener,
@@ -181,6 +184,7 @@ struct Limits {
     max_connections: usize,
     idle: Duration,
     max_queries: usize,
+    control_write: Duration,
 }
 
 async fn accept_loop<A: Answerer>(
@@ -262,7 +266,14 @@ async fn connection<A: Answerer>(
             _ => return,
         }
         answer.clear();
-        if answerer.answer(&query[..n], peer, Transport::Tcp, &mut answer) {
+        if answerer.is_control(&query[..n]) {
+            // Off the runtime, answers streamed in order (a zone transfer is many).
+            if !super::control::tcp(&answerer, &query[..n], peer, &mut wr, limits.control_write)
+                .await
+            {
+                return;
+            }
+        } else if answerer.answer(&query[..n], peer, Transport::Tcp, &mut answer) {
             if answer.len() > 65535 {
                 return;
             }

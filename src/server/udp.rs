@@ -5,12 +5,14 @@
 //! `recvmmsg` (up to [`BATCH`] datagrams a call), answers each into a reused
 //! buffer and sends the answers with one `sendmmsg`. Send and receive errors
 //! (an ICMP port unreachable reported back, a full send buffer) never stop a
-//! worker: that datagram is dropped, as UDP allows.
+//! worker: that datagram is dropped, as UDP allows. A message the answerer marks
+//! as control goes to the control pool ([`super::control`]) with a duplicate of the
+//! socket, and the batch goes on without it.
 
 use super::{Answerer, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,12 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Run one worker until `stop` is set.
-pub fn worker<A: Answerer>(socks: Vec<UdpSocket>, answerer: Arc<A>, stop: Arc<AtomicBool>) {
+pub fn worker<A: Answerer>(
+    socks: Vec<UdpSocket>,
+    answerer: Arc<A>,
+    stop: Arc<AtomicBool>,
+    control: super::control::Submitter,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -50,10 +57,10 @@ pub fn worker<A: Answerer>(socks: Vec<UdpSocket>, answerer: Arc<A>, stop: Arc<At
     local.block_on(&rt, async move {
         let mut tasks = Vec::new();
         for s in socks {
-            let (a, st) = (answerer.clone(), stop.clone());
+            let (a, st, c) = (answerer.clone(), stop.clone(), control.clone());
             tasks.push(tokio::task::spawn_local(async move {
                 match tokio::net::UdpSocket::from_std(s) {
-                    Ok(sock) => serve_socket(sock, a, st).await,
+                    Ok(sock) => serve_socket(sock, a, st, c).await,
                     Err(e) => tracing::error!("UDP socket: {e}"),
                 }
             }));
@@ -97,7 +104,16 @@ async fn serve_socket<A: Answerer>(
     sock: tokio::net::UdpSocket,
     answerer: Arc<A>,
     stop: Arc<AtomicBool>,
+    control: super::control::Submitter,
 ) {
+    // The control pool answers through its own handle on this socket.
+    let dup = match sock.as_fd().try_clone_to_owned() {
+        Ok(fd) => Arc::new(UdpSocket::from(fd)),
+        Err(e) => {
+            tracing::error!("UDP socket: cannot duplicate it for the control path: {e}");
+            return;
+        }
+    };
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut b: Box<Bufs> = Box::new(Bufs {
         rx: vec![[0u8; RECV_SIZE]; BATCH],
@@ -177,7 +193,13 @@ async fn serve_socket<A: Answerer>(
                 };
                 let mut buf = std::mem::take(&mut bufs.tx[out]);
                 buf.clear();
-                let send = answerer.answer(&bufs.rx[i][..len], peer, Transport::Udp, &mut buf);
+                let msg = &bufs.rx[i][..len];
+                let send = if answerer.is_control(msg) {
+                    // Off to the control pool; when it is full, the busy answer (or none).
+                    !control.submit(msg, peer, &dup) && answerer.busy(msg, &mut buf)
+                } else {
+                    answerer.answer(msg, peer, Transport::Udp, &mut buf)
+                };
                 if send {
                     bufs.out_iov[out] = libc::iovec {
                         iov_base: buf.as_mut_ptr() as *mut libc::c_void,

@@ -616,6 +616,7 @@ async fn handle(
                     delegations: snap.zone.stats().delegations,
                     next_change: p.next_change_id(),
                     progress: ctx.service.progress.reports(),
+                    transfers: ctx.service.transfers.report(),
                 },
             )
         }

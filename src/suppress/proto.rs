@@ -207,6 +207,9 @@ pub struct StatusResponse {
     /// Long work under way (`task`, `done`, `total`, `percent`, `elapsed_seconds`, `eta_seconds`).
     #[serde(default)]
     pub progress: Vec<crate::ops::progress::Report>,
+    /// Zone transfers out: counters and every secondary's progress.
+    #[serde(default)]
+    pub transfers: crate::control::progress::TransferStatus,
 }
 
 /// What became of a change (`GET /v1/changes/<id>`, `GET /v1/requests/<request id>`).
