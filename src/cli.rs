@@ -103,6 +103,38 @@ enum KeyCmd {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
     },
+    /// The keys, their states, the rollovers' next steps and what the parent must publish.
+    Status {
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a rollover: `zsk`, `ksk`, or `algorithm --to ALG`.
+    Roll {
+        /// zsk, ksk or algorithm.
+        kind: String,
+        /// The new algorithm of an algorithm rollover (ecdsap256sha256, ed25519, rsasha256).
+        #[arg(long)]
+        to: Option<String>,
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Who asks (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Confirm that the parent now publishes the DS RRset `key status` asked for.
+    DsSeen {
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Who confirms (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -312,12 +344,11 @@ fn start_publisher(
     let p = if cpath.exists() {
         let t = Instant::now();
         let signer = if cfg.dnssec.enabled {
-            let keys = match keys {
-                Some(k) => k,
-                None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
+            let mut signer = match keys {
+                Some(k) => crate::dnssec::Signer::new(&cfg.origin_wire(), k, cfg.policy())
+                    .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
+                None => crate::keys::signer_at_checkpoint(cfg, &cpath, &journal)?,
             };
-            let mut signer = crate::dnssec::Signer::new(&cfg.origin_wire(), keys, cfg.policy())
-                .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
             if let Some(f) = crate::dnssec::signer::fault_from_env() {
                 tracing::warn!(
                     "FAULT INJECTION (BELFRY_FAULT_SIGN): signing RRsets at {} fails on purpose",
@@ -441,6 +472,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let mut cfg = config_from(&a)?;
     ops::log::init(&cfg.log)?;
+    crate::dnssec::clock::announce();
     let signals = ops::Signals::install().map_err(|e| format!("signal handling: {e}"))?;
     match descriptor_budget(&cfg) {
         (Some(b), Err(e)) => {
@@ -469,8 +501,11 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         identity: cfg.server.identity.clone(),
         version: cfg.server.version.clone(),
     };
+    let key_manager = crate::keys::manager::KeyManager::start(&cfg, &publisher)?;
     let svc = Arc::new(
-        Service::new(publisher.clone(), handler_cfg, state).with_query_log(cfg.log.queries),
+        Service::new(publisher.clone(), handler_cfg, state)
+            .with_query_log(cfg.log.queries)
+            .with_keys(key_manager),
     );
     let server_cfg = crate::server::ServerConfig {
         listen: cfg.server.listen.clone(),
@@ -624,6 +659,14 @@ fn key_cmd(c: KeyCmd) -> Result<(), String> {
     match c {
         KeyCmd::Import { key_file, dir } => crate::keys::import(&key_file, &dir),
         KeyCmd::List { dir } => crate::keys::list(&dir),
+        KeyCmd::Status { config, json } => crate::keys::cli::status(&config, json),
+        KeyCmd::Roll {
+            kind,
+            to,
+            config,
+            by,
+        } => crate::keys::cli::roll(&config, &kind, to.as_deref(), by),
+        KeyCmd::DsSeen { config, by } => crate::keys::cli::ds_seen(&config, by),
     }
 }
 

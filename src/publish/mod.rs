@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod diff;
 pub mod edit;
 pub mod journal;
+pub mod keys;
 
 use crate::dnssec::{Dnssec, Signer};
 use crate::handler::Snapshot;
@@ -555,6 +556,9 @@ impl Publisher {
                 Mode::Replay { serial, hints, .. } => self.resign_replay(st, &cur, serial, hints),
             };
         }
+        if let Change::Keys(k) = &change {
+            return keys::apply(self, st, &cur, k, actor, mode);
+        }
         let before = st.in_force.clone();
         let mut list = st.list.clone();
         let mut edits: Vec<NameEdit> = Vec::new();
@@ -634,7 +638,7 @@ impl Publisher {
             Change::Edit { edits: e, .. } => {
                 edits = e.clone();
             }
-            Change::Resign => return Err(ChangeError::Unchanged),
+            Change::Resign | Change::Keys(_) => return Err(ChangeError::Unchanged),
         }
         let after: BTreeSet<Vec<u8>> = list
             .iter()
