@@ -90,6 +90,9 @@ impl Coverage {
     }
 }
 
+/// A zone RRset to re-sign: (node, RRset, signatures to keep instead).
+type ZoneWork = (u32, u32, Option<Arc<SigSet>>);
+
 /// One RRset to re-sign or clean.
 enum Work {
     Zone {
@@ -152,7 +155,8 @@ fn walk(snap: &Snapshot, signer: &Signer, limit: usize) -> (Coverage, Vec<Work>)
                 .filter(|k| published.contains(k))
                 .map(|(_, a)| *a)
                 .collect();
-            if rtype != Rtype::DNSKEY && !algs.is_subset(&valid) {
+            // DNSKEY, CDS and CDNSKEY are signed again by every key step.
+            if !Signer::signed_by_ksk(rtype) && !algs.is_subset(&valid) {
                 c.broken += 1;
                 if c.broken_examples.len() < 3 {
                     c.broken_examples.push(what());
@@ -443,7 +447,7 @@ fn set_keys(
         .as_deref()
         .ok_or_else(|| ChangeError::Check("the next version is not signed".into()))?;
     let apex_key = name::key_of(&st.origin);
-    let hinted = hints.and_then(|h| h.rrsets.get(&(apex_key, Rtype::DNSKEY.0)).cloned());
+    let hinted = hints.and_then(|h| h.rrsets.get(&(apex_key.clone(), Rtype::DNSKEY.0)).cloned());
     let dnskey_sig = match hinted {
         Some(s) => s,
         None => Arc::new(
@@ -453,6 +457,43 @@ fn set_keys(
         ),
     };
     nd.apex.dnskey.store(Some(dnskey_sig));
+    // CDS and CDNSKEY are signed by the KSKs: again whenever those change.
+    let apex = snap.zone.apex_shard();
+    if let (Some(sigs), Some(node)) = (apex.sigs.as_ref(), apex.data.find(&apex_key)) {
+        for t in [Rtype::CDS, Rtype::CDNSKEY] {
+            let Some(i) = apex.data.rrset_index(node, t) else {
+                continue;
+            };
+            let want: BTreeSet<(u16, u8)> = nd
+                .signer
+                .keys_for(t)
+                .iter()
+                .map(|k| (k.key_tag(), k.algorithm().number()))
+                .collect();
+            let have: Option<BTreeSet<(u16, u8)>> =
+                sigs.slot(i).load_full().map(|s| signers_of(&s).collect());
+            if have.as_ref() == Some(&want) {
+                continue;
+            }
+            let hinted = hints.and_then(|h| h.rrsets.get(&(apex_key.clone(), t.0)).cloned());
+            let sig = match hinted {
+                Some(s) => s,
+                None => {
+                    let nr = zone::NodeRef {
+                        sh: apex,
+                        shard_no: zone::APEX_SHARD,
+                        idx: node,
+                    };
+                    Arc::new(
+                        nd.signer
+                            .sign_set(nr, zone::SetRef { sh: apex, idx: i })
+                            .map_err(|e| ChangeError::Sign(e.to_string()))?,
+                    )
+                }
+            };
+            sigs.slot(i).store(Some(sig));
+        }
+    }
     let change = Change::Keys(KeyChange::SetKeys {
         set: set.clone(),
         what: what.to_string(),
@@ -498,7 +539,7 @@ fn resign(
     let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
     let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
     let mut made = 0usize;
-    let mut by_shard: BTreeMap<ShardId, Vec<(u32, u32, Option<Arc<SigSet>>)>> = BTreeMap::new();
+    let mut by_shard: BTreeMap<ShardId, Vec<ZoneWork>> = BTreeMap::new();
     let mut chain_sigs = Vec::new();
     let mut dnskey = d0.apex.dnskey.load_full();
     let mut param = d0.apex.nsec3param.load_full();
@@ -751,15 +792,18 @@ mod tests {
     }
 
     fn new_zsk(l: &mut Lab) -> KeyRecord {
+        new_key(l, KeyRole::Zsk)
+    }
+
+    fn new_key(l: &mut Lab, role: KeyRole) -> KeyRecord {
         let kd = l.dir.join("keys");
         let (k, files, _) =
-            crate::keys::generate_unique(&kd, "be.", Algorithm::EcdsaP256Sha256, KeyRole::Zsk, 0)
-                .unwrap();
+            crate::keys::generate_unique(&kd, "be.", Algorithm::EcdsaP256Sha256, role, 0).unwrap();
         KeyRecord {
             base: files.base,
             tag: k.key_tag(),
             algorithm: 13,
-            role: KeyRole::Zsk,
+            role,
             dnskey: k.dnskey_rdata().to_vec(),
             state: KeyState::Generated,
             ds: crate::dnssec::lifecycle::DsState::None,
@@ -938,6 +982,33 @@ mod tests {
         );
         // Nothing changes: refused as unchanged.
         assert_eq!(step(&mut l, |_| {}).unwrap_err(), ChangeError::Unchanged);
+        // A KSK swap (double-DS: both DS at the parent) signs CDS and CDNSKEY again
+        // with the new KSK alone, in the same step.
+        let mut new = new_key(&mut l, KeyRole::Ksk);
+        new.ds = crate::dnssec::lifecycle::DsState::Seen;
+        let nt = new.tag;
+        step(&mut l, |r| r.push(new.clone())).unwrap();
+        step(&mut l, |r| {
+            for k in r.iter_mut() {
+                if k.tag == nt {
+                    k.state = KeyState::Active;
+                } else if k.tag == ksk.tag {
+                    k.state = KeyState::Removed;
+                }
+            }
+        })
+        .unwrap();
+        let snap = l.p.snapshot_full();
+        for t in [Rtype::CDS, Rtype::CDNSKEY, Rtype::DNSKEY] {
+            let m = ask(&snap, "be.", t);
+            assert_eq!(crate::wire::decode::Message::of(&m.answer, t).len(), 2);
+            let sigs = crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG);
+            let tags: Vec<u16> = sigs
+                .iter()
+                .map(|r| u16::from_be_bytes([r.rdata[16], r.rdata[17]]))
+                .collect();
+            assert_eq!(tags, vec![nt], "{t:?} signed by the new KSK alone");
+        }
         std::fs::remove_dir_all(&l.dir).unwrap();
     }
 }

@@ -110,6 +110,8 @@ pub struct Opts {
     pub extra_config: String,
     /// `RLIMIT_NOFILE` (soft and hard) for the server process.
     pub nofile: Option<u64>,
+    /// Algorithm of the keys made at start (`belfry keygen --algorithm`).
+    pub key_algorithm: Option<String>,
 }
 
 impl Default for Opts {
@@ -124,6 +126,7 @@ impl Default for Opts {
             idle_timeout: 3,
             extra_config: String::new(),
             nofile: None,
+            key_algorithm: None,
         }
     }
 }
@@ -140,8 +143,18 @@ impl Server {
         std::fs::copy(&zone_src, d.join("be.zone")).unwrap();
         if opts.signed {
             for role in ["ksk", "zsk"] {
+                let alg = opts.key_algorithm.as_deref().unwrap_or("ecdsap256sha256");
                 let st = Command::new(bin())
-                    .args(["keygen", "--zone", "be.", "--role", role, "--dir"])
+                    .args([
+                        "keygen",
+                        "--zone",
+                        "be.",
+                        "--algorithm",
+                        alg,
+                        "--role",
+                        role,
+                    ])
+                    .arg("--dir")
                     .arg(d.join("keys"))
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
