@@ -111,18 +111,36 @@ pub fn taken_tags(dir: &Path) -> Result<BTreeSet<u16>, String> {
             }
         }
         if n.ends_with(".keystate.toml") {
-            if let Ok(text) = std::fs::read_to_string(e.path()) {
-                for l in text.lines() {
-                    if let Some(v) = l.trim().strip_prefix("tag = ") {
-                        if let Ok(t) = v.trim().parse::<u16>() {
-                            tags.insert(t);
-                        }
-                    }
-                }
+            for (_, tag, _) in state_entries(&e.path()) {
+                tags.insert(tag);
             }
         }
     }
     Ok(tags)
+}
+
+/// (base, tag, state) of every key in a key-state file (nothing when it cannot be read).
+fn state_entries(p: &Path) -> Vec<(String, u16, String)> {
+    let Ok(text) = std::fs::read_to_string(p) else {
+        return Vec::new();
+    };
+    let Ok(v) = toml::from_str::<toml::Value>(&text) else {
+        return Vec::new();
+    };
+    v.get("key")
+        .and_then(|k| k.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| {
+                    Some((
+                        k.get("base")?.as_str()?.to_string(),
+                        u16::try_from(k.get("tag")?.as_integer()?).ok()?,
+                        k.get("state")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Most keys made in search of an unused tag before giving up.
@@ -348,33 +366,19 @@ pub fn import(key_file: &Path, dir: &Path) -> Result<(), String> {
 
 /// `belfry key list`: every key with its role, algorithm and state.
 pub fn list(dir: &Path) -> Result<(), String> {
-    let states: Vec<(String, String)> = std::fs::read_dir(dir)
+    let states: Vec<(String, u16, String)> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: cannot read the key directory: {e}", dir.display()))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".keystate.toml"))
-        .flat_map(|n| {
-            let text = std::fs::read_to_string(dir.join(&n)).unwrap_or_default();
-            let mut out = Vec::new();
-            let mut base = None;
-            for l in text.lines().map(str::trim) {
-                if let Some(v) = l.strip_prefix("base = ") {
-                    base = Some(v.trim_matches('"').to_string());
-                }
-                if let (Some(v), Some(b)) = (l.strip_prefix("state = "), base.as_ref()) {
-                    out.push((b.clone(), v.trim_matches('"').to_string()));
-                }
-            }
-            out
-        })
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".keystate.toml"))
+        .flat_map(|e| state_entries(&e.path()))
         .collect();
     for b in key_bases(dir)? {
         let meta = std::fs::read_to_string(dir.join(format!("{b}.meta.toml"))).unwrap_or_default();
         let one_line: Vec<&str> = meta.lines().map(str::trim).collect();
         let st = states
             .iter()
-            .find(|(x, _)| *x == b)
-            .map(|(_, s)| format!("  state = \"{s}\""))
+            .find(|(x, _, _)| *x == b)
+            .map(|(_, _, s)| format!("  state = \"{s}\""))
             .unwrap_or_default();
         println!("{b}\t{}{st}", one_line.join("  "));
     }
