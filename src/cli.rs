@@ -117,6 +117,38 @@ enum KeyCmd {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
     },
+    /// The keys, their states, the rollovers' next steps and what the parent must publish.
+    Status {
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a rollover: `zsk`, `ksk`, or `algorithm --to ALG`.
+    Roll {
+        /// zsk, ksk or algorithm.
+        kind: String,
+        /// The new algorithm of an algorithm rollover (ecdsap256sha256, ed25519, rsasha256).
+        #[arg(long)]
+        to: Option<String>,
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Who asks (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Confirm that the parent now publishes the DS RRset `key status` asked for.
+    DsSeen {
+        /// Configuration file (for the admin API).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Who confirms (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -346,12 +378,11 @@ fn start_publisher(
     let p = if cpath.exists() {
         let t = Instant::now();
         let signer = if cfg.dnssec.enabled {
-            let keys = match keys {
-                Some(k) => k,
-                None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
+            let mut signer = match keys {
+                Some(k) => crate::dnssec::Signer::new(&cfg.origin_wire(), k, cfg.policy())
+                    .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
+                None => crate::keys::signer_at_checkpoint(cfg, &cpath, &journal)?,
             };
-            let mut signer = crate::dnssec::Signer::new(&cfg.origin_wire(), keys, cfg.policy())
-                .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
             if let Some(f) = crate::dnssec::signer::fault_from_env() {
                 tracing::warn!(
                     "FAULT INJECTION (BELFRY_FAULT_SIGN): signing RRsets at {} fails on purpose",
@@ -503,6 +534,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let mut cfg = config_from(&a)?;
     ops::log::init(&cfg.log)?;
     let setup = crate::control::Setup::from_config(&cfg, &config_source(&a))?;
+    crate::dnssec::clock::announce();
     let signals = ops::Signals::install().map_err(|e| format!("signal handling: {e}"))?;
     match descriptor_budget(&cfg) {
         (Some(b), Err(e)) => {
@@ -550,10 +582,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         None => tracing::warn!("{}", "RRL off: UDP answers are not rate-limited"),
     }
     let (cookies, cookie_file) = cookie_secrets(&cfg)?;
+    let key_manager = crate::keys::manager::KeyManager::start(&cfg, &publisher)?;
     let svc = Service::new(publisher.clone(), handler_cfg, state)
         .with_query_log(cfg.log.queries)
         .with_rrl(rrl)
         .with_cookies(cookies, cookie_file)
+        .with_keys(key_manager)
         .with_reload(service::ReloadCfg {
             file: cfg.zone.file.clone(),
             origin: cfg.origin_wire(),
@@ -918,6 +952,14 @@ fn key_cmd(c: KeyCmd) -> Result<(), String> {
     match c {
         KeyCmd::Import { key_file, dir } => crate::keys::import(&key_file, &dir),
         KeyCmd::List { dir } => crate::keys::list(&dir),
+        KeyCmd::Status { config, json } => crate::keys::cli::status(&config, json),
+        KeyCmd::Roll {
+            kind,
+            to,
+            config,
+            by,
+        } => crate::keys::cli::roll(&config, &kind, to.as_deref(), by),
+        KeyCmd::DsSeen { config, by } => crate::keys::cli::ds_seen(&config, by),
     }
 }
 

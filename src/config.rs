@@ -368,6 +368,49 @@ pub struct DnssecSection {
     /// Sign everything in the background after load (otherwise only on first use).
     #[serde(default = "yes")]
     pub presign: bool,
+    /// Seconds until a change reached every secondary (key rollover timing, RFC 7583).
+    #[serde(default = "default_propagation")]
+    pub propagation_delay: u32,
+    /// The parent's DS TTL, seconds.
+    #[serde(default = "default_parent_ds_ttl")]
+    pub parent_ds_ttl: u32,
+    /// Seconds until a change at the parent reached all its servers.
+    #[serde(default = "default_propagation")]
+    pub parent_propagation_delay: u32,
+    /// A ZSK's active life before it is rolled automatically, seconds (0: never).
+    #[serde(default = "default_zsk_lifetime")]
+    pub zsk_lifetime: u64,
+    /// How KSKs are rolled: `double-ksk` (default) or `double-ds`.
+    #[serde(default = "default_ksk_rollover")]
+    pub ksk_rollover: crate::dnssec::lifecycle::KskMethod,
+    /// Publish CDS and CDNSKEY for the KSKs the parent should have (RFC 7344, RFC 8078).
+    #[serde(default)]
+    pub cds: bool,
+    /// Most RRsets re-signed by one change during a rollover.
+    #[serde(default = "default_resign_batch")]
+    pub resign_batch: u32,
+    /// Milliseconds between two re-signing changes during a rollover.
+    #[serde(default = "default_resign_pause")]
+    pub resign_pause_ms: u64,
+}
+
+fn default_propagation() -> u32 {
+    3600
+}
+fn default_parent_ds_ttl() -> u32 {
+    86400
+}
+fn default_zsk_lifetime() -> u64 {
+    30 * 86400
+}
+fn default_ksk_rollover() -> crate::dnssec::lifecycle::KskMethod {
+    crate::dnssec::lifecycle::KskMethod::DoubleKsk
+}
+fn default_resign_batch() -> u32 {
+    2000
+}
+fn default_resign_pause() -> u64 {
+    500
 }
 
 impl Default for DnssecSection {
@@ -385,6 +428,14 @@ impl Default for DnssecSection {
             nsec3_salt: String::new(),
             nsec3_opt_out: true,
             presign: true,
+            propagation_delay: default_propagation(),
+            parent_ds_ttl: default_parent_ds_ttl(),
+            parent_propagation_delay: default_propagation(),
+            zsk_lifetime: default_zsk_lifetime(),
+            ksk_rollover: default_ksk_rollover(),
+            cds: false,
+            resign_batch: default_resign_batch(),
+            resign_pause_ms: default_resign_pause(),
         }
     }
 }
@@ -798,6 +849,20 @@ impl Config {
                 return bad(
                     "[dnssec] nsec3_iterations above 100 is refused (RFC 9276 asks for 0)".into(),
                 );
+            }
+            if self.dnssec.resign_batch == 0 || self.dnssec.resign_batch > 1_000_000 {
+                return bad("[dnssec] resign_batch must be between 1 and 1000000".into());
+            }
+            if self.dnssec.zsk_lifetime != 0
+                && self.dnssec.zsk_lifetime
+                    <= 2 * (self.dnssec.propagation_delay as u64 + self.dnssec.dnskey_ttl as u64)
+            {
+                return bad(format!(
+                    "[dnssec] zsk_lifetime {} is too short: a ZSK rollover needs more than \
+                     twice propagation_delay + dnskey_ttl ({} s)",
+                    self.dnssec.zsk_lifetime,
+                    2 * (self.dnssec.propagation_delay as u64 + self.dnssec.dnskey_ttl as u64)
+                ));
             }
             if self.salt().is_none() {
                 return bad(format!(

@@ -74,12 +74,12 @@ pub fn loaded_from(
 ) -> Result<Loaded, String> {
     let t1 = Instant::now();
     let dnssec = if cfg.dnssec.enabled {
-        let keys = match keys {
-            Some(k) => k,
-            None => crate::keys::load_active(cfg).map_err(|e| e.to_string())?,
+        // Keys from `--key` flags are static; otherwise the key directory and its states.
+        let mut signer = match keys {
+            Some(k) => Signer::new(zone.origin(), k, cfg.policy())
+                .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?,
+            None => crate::keys::load_signer(cfg)?,
         };
-        let mut signer = Signer::new(zone.origin(), keys, cfg.policy())
-            .map_err(|e| format!("{}: {e}", cfg.dnssec.key_dir.display()))?;
         if let Some(f) = dnssec::signer::fault_from_env() {
             tracing::warn!(
                 "FAULT INJECTION (BELFRY_FAULT_SIGN): signing RRsets at {} fails on purpose",
@@ -148,6 +148,8 @@ pub struct Service {
     load_seconds: std::sync::Mutex<f64>,
     /// What the secondaries have and the control path's counters, for `GET /v1/status`.
     pub transfers: Arc<crate::control::progress::Board>,
+    /// The key manager (rollovers), when keys are managed.
+    pub keys: Option<Arc<std::sync::Mutex<crate::keys::manager::KeyManager>>>,
 }
 
 impl Service {
@@ -173,6 +175,7 @@ impl Service {
             cookie_file: None,
             load_seconds: std::sync::Mutex::new(0.0),
             transfers: Arc::new(crate::control::progress::Board::new()),
+            keys: None,
         }
     }
 
@@ -308,6 +311,12 @@ impl Service {
             threads: self.metrics.threads(),
         };
         crate::metrics::expose::render(self.metrics.totals(), state)
+    }
+
+    /// Run key rollovers with this manager.
+    pub fn with_keys(mut self, km: Option<crate::keys::manager::KeyManager>) -> Service {
+        self.keys = km.map(|k| Arc::new(std::sync::Mutex::new(k)));
+        self
     }
 
     /// Log every query (target [`crate::ops::log::QUERY_TARGET`]); off unless asked for.
@@ -600,6 +609,15 @@ fn maintenance(svc: &Service, presign: bool) {
                 }
                 let period = (d.signer.policy().refresh / 4).clamp(1, 60);
                 next_resign = Instant::now() + Duration::from_secs(period as u64);
+            }
+        }
+        // Key rollovers, once every RRset has its signature (so no start-up signature
+        // by an older key set can land after a step that no longer serves that key).
+        if let Some(km) = &svc.keys {
+            if svc.fully_signed.load(Ordering::Relaxed) {
+                km.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .tick(&svc.publisher);
             }
         }
         if presign

@@ -66,7 +66,10 @@ impl Algorithm {
 }
 
 /// The role of a key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyRole {
     /// Key-signing key: signs the DNSKEY RRset (flags 257).
     Ksk,

@@ -19,7 +19,9 @@
 //! are never signed (RFC 4035 §2.2).
 
 pub mod chain;
+pub mod clock;
 pub mod key;
+pub mod lifecycle;
 pub mod nsec3hash;
 pub mod rrsig;
 pub mod signer;

@@ -81,11 +81,29 @@ pub fn sign_rrset(
     rdatas: &[&[u8]],
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<u8>, String> {
+    sign_rrset_against(key, key.dnskey_rdata(), f, owner, class, rdatas, scratch)
+}
+
+/// Sign an RRset and return the complete RRSIG RDATA, verified first against
+/// `dnskey` (the DNSKEY RDATA as served) — a signature a validator would reject
+/// is never handed out.
+pub fn sign_rrset_against(
+    key: &SigningKey,
+    dnskey: &[u8],
+    f: &RrsigFields<'_>,
+    owner: &[u8],
+    class: u16,
+    rdatas: &[&[u8]],
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<u8>, String> {
     signed_data(scratch, f, owner, class, rdatas);
     let sig = key.sign(scratch).map_err(|e| e.to_string())?;
-    if !key.verify(scratch, &sig) {
+    if super::key::key_tag(dnskey) != f.key_tag
+        || dnskey.get(3) != Some(&f.algorithm)
+        || !verify_with_dnskey(dnskey, scratch, &sig)
+    {
         return Err(format!(
-            "a new signature by key {} did not verify; it was not used",
+            "a new signature by key {} did not verify against the DNSKEY served; it was not used",
             key.key_tag()
         ));
     }

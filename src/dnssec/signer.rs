@@ -13,7 +13,7 @@ use super::sigs::SigSet;
 use crate::name;
 use crate::wire::Rtype;
 use crate::zone::{NodeRef, SetRef};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Signing policy from the configuration.
 #[derive(Clone, Debug)]
@@ -57,26 +57,7 @@ impl std::fmt::Display for SignError {
 
 impl std::error::Error for SignError {}
 
-static NOW: AtomicU32 = AtomicU32::new(0);
-
-/// Seconds since the epoch, from a clock the background task advances; read without a syscall.
-pub fn now() -> u32 {
-    let n = NOW.load(Ordering::Relaxed);
-    if n != 0 {
-        return n;
-    }
-    tick()
-}
-
-/// Advance the coarse clock (called about once a second by the background task).
-pub fn tick() -> u32 {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
-    NOW.store(n, Ordering::Relaxed);
-    n
-}
+pub use super::clock::{now, tick};
 
 /// Lowercase canonical RDATA for signing (RFC 4034 §6.2, as amended by RFC 6840 §5.1).
 pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
@@ -107,10 +88,21 @@ pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
 }
 
 /// A key set and policy, able to sign.
+///
+/// The DNSKEY RRset it serves and the keys it signs with are apart: during a
+/// rollover a key may be published without signing (a pre-published ZSK, a
+/// retired one) or sign without being published (an algorithm rollover's
+/// pre- and post-active keys, RFC 6781 §4.1.4). Every signing key that is
+/// published has its exact DNSKEY in the served set and no other served key
+/// shares its tag and algorithm; its new signatures are verified against that
+/// served DNSKEY before they are used.
 pub struct Signer {
     policy: Policy,
     ksks: Vec<SigningKey>,
     zsks: Vec<SigningKey>,
+    /// Per key of `ksks` then `zsks`: the served DNSKEY it verifies against (index), if published.
+    served_ksk: Vec<Option<usize>>,
+    served_zsk: Vec<Option<usize>>,
     origin: Vec<u8>,
     dnskey_rdatas: Vec<Vec<u8>>,
     /// Signatures made (all paths).
@@ -119,10 +111,16 @@ pub struct Signer {
     pub failures: AtomicU64,
     /// Fault injection for tests: RRsets at this owner (lowercase wire) cannot be signed.
     fault: Option<Vec<u8>>,
+    /// Where the keys' files are (directory, zone name as text), for the next key set.
+    key_dir: Option<(std::path::PathBuf, String)>,
+    /// The key states this signer was made from, when the key manager made it.
+    keyset: Option<super::lifecycle::KeySet>,
 }
 
 impl Signer {
-    /// A signer for a zone origin from its active keys.
+    /// A signer for a zone origin from its active keys: every key is published,
+    /// keys with DNSKEY flags 257 sign the DNSKEY RRset, the others the rest
+    /// (a lone KSK signs everything).
     pub fn new(origin: &[u8], keys: Vec<SigningKey>, policy: Policy) -> Result<Signer, SignError> {
         let mut ksks = Vec::new();
         let mut zsks = Vec::new();
@@ -143,34 +141,150 @@ impl Signer {
             // A lone KSK acts as a combined signing key.
             zsks = ksks.clone();
         }
-        let mut dnskey_rdatas: Vec<Vec<u8>> = ksks
+        let published: Vec<Vec<u8>> = ksks
             .iter()
             .chain(zsks.iter())
             .map(|k| k.dnskey_rdata().to_vec())
             .collect();
-        dnskey_rdatas.sort();
-        dnskey_rdatas.dedup();
-        let mut tags: Vec<(u16, u8)> = dnskey_rdatas
-            .iter()
-            .map(|d| (super::key::key_tag(d), d.get(3).copied().unwrap_or(0)))
-            .collect();
+        Signer::with_roles(origin, published, ksks, zsks, policy)
+    }
+
+    /// A signer serving the DNSKEY RRset `published`, signing DNSKEY (and CDS,
+    /// CDNSKEY) with `ksks` and every other RRset with `zsks`. Refused when
+    /// validators could not tell two keys apart, when a signing key's tag
+    /// collides with another served key, or when the served set could leave an
+    /// RRset without a valid chain (RFC 4035 §2.2: for every algorithm of the
+    /// DNSKEY RRset, a published key of that algorithm signs DNSKEY and one signs
+    /// the rest).
+    pub fn with_roles(
+        origin: &[u8],
+        mut published: Vec<Vec<u8>>,
+        ksks: Vec<SigningKey>,
+        zsks: Vec<SigningKey>,
+        policy: Policy,
+    ) -> Result<Signer, SignError> {
+        published.sort();
+        published.dedup();
+        let tag_alg = |d: &[u8]| (super::key::key_tag(d), d.get(3).copied().unwrap_or(0));
+        let mut tags: Vec<(u16, u8)> = published.iter().map(|d| tag_alg(d)).collect();
         tags.sort_unstable();
         if let Some(w) = tags.windows(2).find(|w| w[0] == w[1]) {
             return Err(SignError(format!(
-                "two active keys share key tag {} and algorithm {}: validators could not tell them apart",
+                "two published keys share key tag {} and algorithm {}: validators could not tell them apart",
                 w[0].0, w[0].1
             )));
+        }
+        let served = |k: &SigningKey| -> Result<Option<usize>, SignError> {
+            let mine = k.dnskey_rdata();
+            match published.iter().position(|d| d.as_slice() == mine) {
+                Some(i) => Ok(Some(i)),
+                None if published.iter().any(|d| tag_alg(d) == tag_alg(mine)) => {
+                    Err(SignError(format!(
+                        "signing key {} (algorithm {}) has the key tag of another published key",
+                        k.key_tag(),
+                        k.algorithm().number()
+                    )))
+                }
+                None => Ok(None),
+            }
+        };
+        let served_ksk = ksks.iter().map(served).collect::<Result<Vec<_>, _>>()?;
+        let served_zsk = zsks.iter().map(served).collect::<Result<Vec<_>, _>>()?;
+        let mut signing: Vec<(u16, u8, &[u8])> = ksks
+            .iter()
+            .chain(zsks.iter())
+            .map(|k| (k.key_tag(), k.algorithm().number(), k.dnskey_rdata()))
+            .collect();
+        signing.sort_unstable();
+        signing.dedup();
+        if let Some(w) = signing
+            .windows(2)
+            .find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+        {
+            return Err(SignError(format!(
+                "two signing keys share key tag {} and algorithm {}",
+                w[0].0, w[0].1
+            )));
+        }
+        let algs: std::collections::BTreeSet<u8> =
+            published.iter().filter_map(|d| d.get(3).copied()).collect();
+        for alg in algs {
+            let by = |keys: &[SigningKey], served: &[Option<usize>]| {
+                keys.iter()
+                    .zip(served)
+                    .any(|(k, s)| s.is_some() && k.algorithm().number() == alg)
+            };
+            if !by(&ksks, &served_ksk) {
+                return Err(SignError(format!(
+                    "no published key of algorithm {alg} signs the DNSKEY RRset:                      validators would find no valid chain for it"
+                )));
+            }
+            if !by(&zsks, &served_zsk) {
+                return Err(SignError(format!(
+                    "no published key of algorithm {alg} signs the zone's RRsets:                      validators would find no valid chain for them (RFC 4035 §2.2)"
+                )));
+            }
+        }
+        if published.is_empty() {
+            return Err(SignError("no DNSKEY would be published".into()));
         }
         Ok(Signer {
             policy,
             ksks,
             zsks,
+            served_ksk,
+            served_zsk,
             origin: name::to_lowercase(origin),
-            dnskey_rdatas,
+            dnskey_rdatas: published,
             made: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             fault: None,
+            key_dir: None,
+            keyset: None,
         })
+    }
+
+    /// Remember where the keys' files are (for the next key set of a rollover).
+    pub fn with_key_dir(mut self, dir: &std::path::Path, zone_text: &str) -> Signer {
+        self.key_dir = Some((dir.to_path_buf(), zone_text.to_string()));
+        self
+    }
+
+    /// Remember the key states this signer was made from.
+    pub fn with_keyset(mut self, set: super::lifecycle::KeySet) -> Signer {
+        self.keyset = Some(set);
+        self
+    }
+
+    /// The key directory and zone name the keys came from, if known.
+    pub fn key_dir(&self) -> Option<(&std::path::Path, &str)> {
+        self.key_dir
+            .as_ref()
+            .map(|(d, z)| (d.as_path(), z.as_str()))
+    }
+
+    /// The key states this signer was made from, if the key manager made it.
+    pub fn keyset(&self) -> Option<&super::lifecycle::KeySet> {
+        self.keyset.as_ref()
+    }
+
+    /// The fault-injection owner, if any (carried over to the next key set).
+    pub fn fault(&self) -> Option<&[u8]> {
+        self.fault.as_deref()
+    }
+
+    /// Whether an RRset of this type is signed by the KSKs (DNSKEY, CDS, CDNSKEY).
+    pub fn signed_by_ksk(rtype: Rtype) -> bool {
+        matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY)
+    }
+
+    /// The keys that sign an RRset of this type.
+    pub fn keys_for(&self, rtype: Rtype) -> &[SigningKey] {
+        if Self::signed_by_ksk(rtype) {
+            &self.ksks
+        } else {
+            &self.zsks
+        }
     }
 
     /// Make signing fail for every RRset at `owner` (wire form): a fault-injection
@@ -242,11 +356,21 @@ impl Signer {
             0
         };
         let expiration = now.wrapping_add(self.policy.validity).wrapping_add(jitter);
-        let keys = if with_ksk { &self.ksks } else { &self.zsks };
+        let (keys, served) = if with_ksk {
+            (&self.ksks, &self.served_ksk)
+        } else {
+            (&self.zsks, &self.served_zsk)
+        };
         let labels = rrsig::labels_count(owner_lower);
         let mut data = Vec::with_capacity(keys.len() * 120);
         let mut scratch = Vec::with_capacity(512);
-        for k in keys {
+        for (k, at) in keys.iter().zip(served) {
+            // Verified against the DNSKEY as served; a key that signs unpublished
+            // (an algorithm rollover) against its own public key.
+            let verify_with = match at {
+                Some(i) => self.dnskey_rdatas[*i].as_slice(),
+                None => k.dnskey_rdata(),
+            };
             let fields = rrsig::RrsigFields {
                 type_covered: rtype.0,
                 algorithm: k.algorithm().number(),
@@ -257,16 +381,23 @@ impl Signer {
                 key_tag: k.key_tag(),
                 signer: &self.origin,
             };
-            let rd = rrsig::sign_rrset(k, &fields, owner_lower, 1, &refs, &mut scratch).map_err(
-                |e| {
-                    self.failures.fetch_add(1, Ordering::Relaxed);
-                    SignError(format!(
-                        "cannot sign {} {}: {e}",
-                        name::to_text(owner_lower),
-                        crate::zone::master::rtype_to_string(rtype.0)
-                    ))
-                },
-            )?;
+            let rd = rrsig::sign_rrset_against(
+                k,
+                verify_with,
+                &fields,
+                owner_lower,
+                1,
+                &refs,
+                &mut scratch,
+            )
+            .map_err(|e| {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                SignError(format!(
+                    "cannot sign {} {}: {e}",
+                    name::to_text(owner_lower),
+                    crate::zone::master::rtype_to_string(rtype.0)
+                ))
+            })?;
             data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
             data.extend_from_slice(&rd);
         }
@@ -278,7 +409,13 @@ impl Signer {
     pub fn sign_set(&self, node: NodeRef<'_>, set: SetRef<'_>) -> Result<SigSet, SignError> {
         let rtype = set.rtype();
         let rdatas = set.rdatas().map(|r| canonical_rdata(rtype, r)).collect();
-        self.sign(&node.name(), rtype, set.ttl(), rdatas, false)
+        self.sign(
+            &node.name(),
+            rtype,
+            set.ttl(),
+            rdatas,
+            Self::signed_by_ksk(rtype),
+        )
     }
 
     /// The owner name of an NSEC3 record: `<base32hex(hash)>.<origin>`, into `out`.

@@ -132,6 +132,8 @@ pub enum Change {
     },
     /// Re-sign RRsets whose signatures are due (the scheduler asks).
     Resign,
+    /// A key event: a new key set, or re-signing for one (the key manager asks).
+    Keys(super::keys::KeyChange),
 }
 
 impl Change {
@@ -148,6 +150,7 @@ impl Change {
                 EditSource::Transfer => "transfer",
             },
             Change::Resign => "resign",
+            Change::Keys(_) => "keys",
         }
     }
 }

@@ -265,7 +265,58 @@ pub fn write(path: &Path, snap: &Snapshot, mut header: Header) -> Result<(), Str
             let _ = d.sync_all();
         }
     }
-    Ok(())
+    write_keyset(path, snap)
+}
+
+/// The key set of a checkpoint's version, beside it (`<checkpoint>.keys`).
+#[derive(Serialize, Deserialize)]
+struct KeysetFile {
+    serial: u32,
+    keyset: crate::dnssec::lifecycle::KeySet,
+}
+
+fn keyset_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".keys");
+    PathBuf::from(p)
+}
+
+/// Write the key set the checkpoint's signatures are by (so a restart can read
+/// them with that key set, then replay the key changes after it).
+fn write_keyset(path: &Path, snap: &Snapshot) -> Result<(), String> {
+    let kp = keyset_path(path);
+    let Some(ks) = snap.dnssec.as_deref().and_then(|d| d.signer.keyset()) else {
+        let _ = std::fs::remove_file(&kp);
+        return Ok(());
+    };
+    let text = serde_json::to_vec(&KeysetFile {
+        serial: snap.serial,
+        keyset: ks.clone(),
+    })
+    .map_err(|e| format!("{}: {e}", kp.display()))?;
+    crate::keys::state::write_atomic(&kp, &text)
+}
+
+/// The key set a checkpoint's version was signed with, when it was written beside
+/// it for the same serial.
+pub fn read_keyset(path: &Path) -> Option<crate::dnssec::lifecycle::KeySet> {
+    let text = std::fs::read(keyset_path(path)).ok()?;
+    let f: KeysetFile = serde_json::from_slice(&text).ok()?;
+    (peek(path).ok()?.serial == f.serial).then_some(f.keyset)
+}
+
+/// Read only the header of a checkpoint.
+pub fn peek(path: &Path) -> Result<Header, String> {
+    let at = |m: String| format!("{}: {m}", path.display());
+    let f = std::fs::File::open(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let mut r = BufReader::new(f);
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic)
+        .map_err(|e| at(format!("cannot read: {e}")))?;
+    if magic != MAGIC {
+        return Err(at("not a belfry checkpoint".into()));
+    }
+    read_frame(&mut r).map_err(at)
 }
 
 /// What a checkpoint restores.

@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod diff;
 pub mod edit;
 pub mod journal;
+pub mod keys;
 pub mod reload;
 mod resign;
 mod restore;
@@ -604,6 +605,9 @@ impl Publisher {
                 Mode::Replay { serial, hints, .. } => self.resign_replay(st, &cur, serial, hints),
             };
         }
+        if let Change::Keys(k) = &change {
+            return keys::apply(self, st, &cur, k, actor, mode);
+        }
         let before = st.in_force.clone();
         let mut list = st.list.clone();
         let mut edits: Vec<NameEdit> = Vec::new();
@@ -683,7 +687,7 @@ impl Publisher {
             Change::Edit { edits: e, .. } => {
                 edits = e.clone();
             }
-            Change::Resign => return Err(ChangeError::Unchanged),
+            Change::Resign | Change::Keys(_) => return Err(ChangeError::Unchanged),
         }
         let after: BTreeSet<Vec<u8>> = list
             .iter()

@@ -11,6 +11,10 @@
 //! - `POST /v1/suppressions/remove` — lift ([`proto::RemoveRequest`]);
 //! - `POST /v1/suppressions/edit` — a delta made from an earlier version ([`proto::EditRequest`]);
 //! - `GET /v1/changes/<id>` — what became of a change (from the publisher);
+//! - `GET /v1/keys` — the keys, their states, the rollovers' next steps, what the
+//!   parent must publish ([`proto::KeyStatus`]);
+//! - `POST /v1/keys/roll` — start a rollover ([`proto::RollRequest`]);
+//! - `POST /v1/keys/ds-seen` — the parent now publishes the DS RRset asked for;
 //! - `GET /v1/requests/<request id>` — what became of a request sent with a
 //!   `belfry-request-id` header (a client that gave up asks here; sending the
 //!   same id again answers with the first outcome instead of applying twice);
@@ -737,6 +741,11 @@ async fn handle(
                 Err(r) => *r,
             }
         }
+        (&Method::GET, "/v1/keys")
+        | (&Method::POST, "/v1/keys/roll")
+        | (&Method::POST, "/v1/keys/ds-seen") => {
+            keys_route(&parts, &path, body, &ctx, deadline).await
+        }
         _ => error(
             404,
             format!(
@@ -747,6 +756,70 @@ async fn handle(
         ),
     };
     Ok(r)
+}
+
+/// The key routes: `GET /v1/keys`, `POST /v1/keys/roll`, `POST /v1/keys/ds-seen`.
+async fn keys_route(
+    parts: &http::request::Parts,
+    path: &str,
+    body: Incoming,
+    ctx: &Arc<ApiContext>,
+    deadline: Instant,
+) -> Resp {
+    let Some(km) = ctx.service.keys.clone() else {
+        return error(
+            404,
+            "key management is off: the zone is unsigned or its keys are static ([dnssec] keys)",
+        );
+    };
+    let p = ctx.publisher.clone();
+    enum Ask {
+        Status,
+        Roll(crate::dnssec::lifecycle::RollRequest, String),
+        DsSeen(String),
+    }
+    let ask = match path {
+        "/v1/keys" => Ask::Status,
+        "/v1/keys/roll" => {
+            let b: proto::RollRequest = match read_json(parts, body, ctx, deadline).await {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            if let Err(r) = check_actor(&b.actor) {
+                return *r;
+            }
+            match crate::keys::manager::roll_request(&b.kind, b.algorithm.as_deref()) {
+                Ok(req) => Ask::Roll(req, b.actor),
+                Err(m) => return error(400, m),
+            }
+        }
+        _ => {
+            let b: proto::DsSeenRequest = match read_json(parts, body, ctx, deadline).await {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            if let Err(r) = check_actor(&b.actor) {
+                return *r;
+            }
+            Ask::DsSeen(b.actor)
+        }
+    };
+    let r = tokio::task::spawn_blocking(move || {
+        let mut m = km.lock().unwrap_or_else(|x| x.into_inner());
+        let done = match ask {
+            Ask::Status => None,
+            Ask::Roll(req, actor) => Some(m.roll(&p, req, &actor)),
+            Ask::DsSeen(actor) => Some(m.ds_seen(&p, &actor)),
+        };
+        (done, m.status(&p))
+    })
+    .await;
+    match r {
+        Err(_) => error(500, "the key request panicked"),
+        Ok((None, status)) => json(200, &status),
+        Ok((Some(Ok(done)), status)) => json(200, &proto::KeyActionResponse { done, status }),
+        Ok((Some(Err(e)), _)) => error(409, e),
+    }
 }
 
 /// Serve one connection within its deadline.

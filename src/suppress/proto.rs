@@ -254,3 +254,97 @@ pub struct ReloadRequest {
     #[serde(default)]
     pub force: bool,
 }
+
+/// One key as `GET /v1/keys` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyView {
+    /// Base name of its files.
+    pub base: String,
+    /// Key tag.
+    pub tag: u16,
+    /// `ksk`, `zsk` or `csk`.
+    pub role: String,
+    /// Algorithm mnemonic.
+    pub algorithm: String,
+    /// Lifecycle state (RFC 7583; `pre-active`/`post-active` in algorithm rollovers).
+    pub state: String,
+    /// Its DS at the parent: `none`, `submit`, `seen`, `withdraw`, `withdrawn`.
+    pub ds: String,
+    /// Whether its DNSKEY is in the DNSKEY RRset being served.
+    pub served: bool,
+    /// What it signs now: `dnskey`, `zone`, `both` or `-`.
+    pub signs: String,
+    /// When it went through its states (RFC 3339, DNSSEC clock).
+    pub times: std::collections::BTreeMap<String, String>,
+}
+
+/// A step to come, as `GET /v1/keys` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NextStep {
+    /// `zsk`, `ksk` or `algorithm`.
+    pub roll: String,
+    /// What it will do.
+    pub what: String,
+    /// The earliest time (RFC 3339, DNSSEC clock), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<String>,
+    /// What it waits for besides time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
+}
+
+/// `GET /v1/keys`: the keys, the rollovers under way, what the parent must do.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// The zone.
+    pub zone: String,
+    /// The time now on the DNSSEC clock (RFC 3339).
+    pub now: String,
+    /// Every key with its state.
+    pub keys: Vec<KeyView>,
+    /// Rollovers under way.
+    pub rolls: Vec<String>,
+    /// The next step of each.
+    pub next: Vec<NextStep>,
+    /// DS records the parent must add now (zone-file text).
+    pub parent_publish: Vec<String>,
+    /// DS records the parent must remove now.
+    pub parent_remove: Vec<String>,
+    /// The DS RRset the parent should have once it did both.
+    pub parent_ds: Vec<String>,
+    /// RRsets still to re-sign for the current key set.
+    pub resign_left: u64,
+    /// The last step refused, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// `POST /v1/keys/roll`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollRequest {
+    /// Who asks.
+    pub actor: String,
+    /// `zsk`, `ksk` or `algorithm`.
+    pub kind: String,
+    /// For `algorithm`: the new algorithm (`ecdsap256sha256`, `ed25519`, `rsasha256` or a number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+}
+
+/// `POST /v1/keys/ds-seen`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsSeenRequest {
+    /// Who confirms that the parent publishes the DS RRset asked for.
+    pub actor: String,
+}
+
+/// The answer to a key request: what was done, and the status after it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyActionResponse {
+    /// What was done.
+    pub done: String,
+    /// The keys after it.
+    pub status: KeyStatus,
+}

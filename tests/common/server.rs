@@ -118,6 +118,8 @@ pub struct Opts {
     pub rrl: String,
     /// Files written into the server's directory before it starts: (name, contents).
     pub files: Vec<(String, String)>,
+    /// Algorithm of the keys made at start (`belfry keygen --algorithm`).
+    pub key_algorithm: Option<String>,
 }
 
 impl Default for Opts {
@@ -135,6 +137,7 @@ impl Default for Opts {
             nofile: None,
             rrl: "exempt = [\"127.0.0.1\"]".into(),
             files: Vec::new(),
+            key_algorithm: None,
         }
     }
 }
@@ -151,8 +154,18 @@ impl Server {
         std::fs::copy(&zone_src, d.join("be.zone")).unwrap();
         if opts.signed {
             for role in ["ksk", "zsk"] {
+                let alg = opts.key_algorithm.as_deref().unwrap_or("ecdsap256sha256");
                 let st = Command::new(bin())
-                    .args(["keygen", "--zone", "be.", "--role", role, "--dir"])
+                    .args([
+                        "keygen",
+                        "--zone",
+                        "be.",
+                        "--algorithm",
+                        alg,
+                        "--role",
+                        role,
+                    ])
+                    .arg("--dir")
                     .arg(d.join("keys"))
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
