@@ -36,17 +36,7 @@ impl Knot {
         std::fs::create_dir_all(dir.0.join("db")).unwrap();
         std::fs::write(dir.0.join("be.zone"), zone).unwrap();
         let port = free_port();
-        let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
-             database:\n    storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: info\n\
-             key:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    key: xfr-key\n    action: transfer\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n\
-             control:\n    listen: \"{d}/knot.sock\"\n\
-             zone:\n  - domain: be.\n    file: \"be.zone\"\n    acl: xfr\n"
-        );
-        std::fs::write(dir.0.join("knot.conf"), conf).unwrap();
+        std::fs::write(dir.0.join("knot.conf"), Knot::conf(&d, port, None)).unwrap();
         let child = Command::new("knotd")
             .arg("-c")
             .arg(dir.0.join("knot.conf"))
@@ -72,6 +62,57 @@ impl Knot {
             "knot did not start: {}",
             std::fs::read_to_string(k.dir.0.join("knot.log")).unwrap_or_default()
         );
+    }
+
+    /// Knot's configuration; with `notify`, it sends NOTIFY (unsigned) there on every change.
+    fn conf(d: &str, port: u16, notify: Option<SocketAddr>) -> String {
+        let (remote, zone_notify) = match notify {
+            Some(a) => (
+                format!(
+                    "remote:\n  - id: belfry\n    address: {}@{}\n",
+                    a.ip(),
+                    a.port()
+                ),
+                "    notify: belfry\n",
+            ),
+            None => (String::new(), ""),
+        };
+        format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
+             database:\n    storage: \"{d}/db\"\n\
+             log:\n  - target: stderr\n    any: info\n\
+             key:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
+             {remote}\
+             acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    key: xfr-key\n    action: transfer\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n\
+             control:\n    listen: \"{d}/knot.sock\"\n\
+             zone:\n  - domain: be.\n    file: \"be.zone\"\n    acl: xfr\n{zone_notify}"
+        )
+    }
+
+    fn knotc(&self, args: &[&str]) {
+        let out = Command::new("knotc")
+            .arg("-s")
+            .arg(self.dir.0.join("knot.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "knotc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// From now on, send NOTIFY to `to` on every change.
+    fn notify_to(&self, to: SocketAddr) {
+        let d = self.dir.0.display().to_string();
+        std::fs::write(
+            self.dir.0.join("knot.conf"),
+            Knot::conf(&d, self.port, Some(to)),
+        )
+        .unwrap();
+        self.knotc(&["reload"]);
     }
 
     fn addr(&self) -> SocketAddr {
@@ -104,6 +145,10 @@ fn with_serial(zone: &str, serial: u32) -> String {
 }
 
 fn follower(tag: &str, knot: &Knot) -> (Server, TempDir) {
+    follower_with(tag, knot, 1, "")
+}
+
+fn follower_with(tag: &str, knot: &Knot, refresh: u64, extra: &str) -> (Server, TempDir) {
     let d = TempDir::new(&format!("{tag}-keyfile"));
     let keyfile = d.0.join("xfr.key");
     std::fs::write(
@@ -115,10 +160,11 @@ fn follower(tag: &str, knot: &Knot) -> (Server, TempDir) {
         tag,
         Opts {
             extra_zone: format!(
-                "primary = \"{}\"\nprimary_key_file = \"{}\"\nprimary_refresh = 1\n",
+                "primary = \"{}\"\nprimary_key_file = \"{}\"\nprimary_refresh = {refresh}\n",
                 knot.addr(),
                 keyfile.display()
             ),
+            extra_config: extra.to_string(),
             ..Opts::default()
         },
     );
@@ -197,4 +243,32 @@ fn with_nothing_on_disk_the_first_version_comes_by_axfr() {
     assert!(s.delv("secure.be DS").contains("fully validated"));
     let m = s.udp("be.", Rtype::SOA, false);
     assert_eq!(belfry::zone::soa_serial(&m.answer[0].rdata), 2026112420);
+}
+
+#[test]
+fn a_notify_from_the_primary_is_followed_at_once() {
+    let knot = Knot::start(&sample());
+    // An hour between SOA checks: only the NOTIFY can bring the change in time.
+    let (s, _keys) = follower_with(
+        "follow-notify",
+        &knot,
+        3600,
+        "[[acl.notify]]\nfrom = [\"127.0.0.1\"]\n",
+    );
+    knot.notify_to(s.addr());
+    let changed =
+        with_serial(&sample(), 2026112430) + "\nby-notify 3600 IN NS ns1.example-hosting.net.\n";
+    let t = Instant::now();
+    knot.publish(&changed);
+    wait_for(&s, "the change announced by NOTIFY", || {
+        status(&s.dig("by-notify.be NS")) == "NOERROR"
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
+    let log = s.log_text();
+    assert!(log.contains("NOTIFY from 127.0.0.1"), "{log}");
+    assert!(s.delv("by-notify.be DS").contains("fully validated"));
 }

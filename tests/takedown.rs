@@ -779,6 +779,9 @@ fn ede_text_at_the_computed_limit_fits_the_worst_case_answer() {
     let t = out(&o);
     assert!(!o.status.success(), "{t}");
     let fit: usize = t
+        .lines()
+        .find(|l| l.contains("ede_text is"))
+        .unwrap_or_else(|| panic!("{t}"))
         .split("at most ")
         .nth(1)
         .and_then(|x| x.split(' ').next())

@@ -69,11 +69,14 @@ pub fn raise_nofile() -> std::io::Result<Nofile> {
 /// 4 per worker (its runtime's epoll and waker, its share of the TCP runtime), with
 /// stdio, the signal runtime, the admin listener and the audit log in the 17. The
 /// base here adds room for a log file, the list file being read and an admin
-/// connection; `tests/ops.rs` checks the estimate against a running server.
+/// connection, and the publisher's and control path's own (the journal, the NOTIFY
+/// socket, the follower's runtime, a socket handed to each control thread);
+/// `tests/ops.rs` checks the estimate against a running server.
 pub fn fixed_descriptors(cfg: &Config) -> u64 {
     let listen = cfg.server.listen.len() as u64;
     let workers = cfg.server.workers as u64;
-    24 + listen * (1 + workers) + 4 * workers
+    let control = cfg.transfer.control_threads as u64;
+    30 + listen * (1 + workers) + 4 * workers + control
 }
 
 /// The TCP connection budget under a descriptor limit.
@@ -133,7 +136,7 @@ mod tests {
         )
         .unwrap();
         let b = Budget::new(&cfg, 1024);
-        assert_eq!(b.fixed, 24 + 2 * 3 + 4 * 2);
+        assert_eq!(b.fixed, 30 + 2 * 3 + 4 * 2 + 2);
         assert_eq!(b.max_tcp(), 1024 - b.fixed - RESERVE);
         assert!(b.check(b.max_tcp() as usize).is_ok());
         let e = b.check(1024).unwrap_err();

@@ -54,6 +54,9 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Numbers scratch directories apart (two tests may make one with the same tag at once).
+static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -62,7 +65,7 @@ impl TempDir {
         let d = std::env::temp_dir().join(format!(
             "belfry-it-{tag}-{}-{}",
             std::process::id(),
-            NEXT_PORT.fetch_add(0, Ordering::SeqCst)
+            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
         ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
