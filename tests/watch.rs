@@ -494,3 +494,92 @@ fn watch_check_lists_exactly_the_listed_names_present() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no watch list named 'nope'"));
 }
+
+#[test]
+fn watch_the_sample_configuration_suppresses_hopping_sample_on_reload() {
+    // The bundled belfry.toml, as on a fresh clone (only the ports moved).
+    let dir = TempDir::new("watch-sample");
+    let root = common::root();
+    for f in ["belfry.toml", "admin.token"] {
+        std::fs::copy(root.join(f), dir.0.join(f)).unwrap();
+    }
+    for d in ["zones", "keys", "watch"] {
+        std::fs::create_dir_all(dir.0.join(d)).unwrap();
+        for e in std::fs::read_dir(root.join(d)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.0.join(d).join(e.file_name())).unwrap();
+        }
+    }
+    let (port, admin) = (common::free_port(), common::free_port());
+    let cfg = dir.0.join("belfry.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:5353", &format!("127.0.0.1:{port}"))
+        .replace(", \"[::1]:5353\"", "")
+        .replace("127.0.0.1:8053", &format!("127.0.0.1:{admin}"));
+    std::fs::write(&cfg, text).unwrap();
+    let zone = dir.0.join("zones/be.zone");
+    assert!(!std::fs::read_to_string(&zone)
+        .unwrap()
+        .contains("hopping-sample"));
+    let log = std::fs::File::create(dir.0.join("serve.log")).unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        std::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let dig = |q: &str| {
+        run(
+            "dig",
+            &format!("@127.0.0.1 -p {port} +norec +time=2 +tries=1 +dnssec {q}"),
+        )
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if status(&dig("be SOA")) == "NOERROR" {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        up,
+        "{}",
+        std::fs::read_to_string(dir.0.join("serve.log")).unwrap_or_default()
+    );
+    let mut z = std::fs::read_to_string(&zone).unwrap();
+    z.push_str("\nhopping-sample.be. 3600 IN NS ns1.example-hosting.net.\n");
+    std::fs::write(&zone, z).unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["reload", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    assert!(out.contains("suppressed pre-emptively"), "{out}");
+    let d = dig("hopping-sample.be A");
+    assert_eq!(status(&d), "NXDOMAIN", "{d}");
+    assert!(d.contains("EDE: 16"), "{d}");
+    let o = std::process::Command::new(bin())
+        .args(["watch", "check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("iwf-hopping\thopping-sample.be.\tIWF\tsample-0001\tsuppressed"),
+        "{out}"
+    );
+}
