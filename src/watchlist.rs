@@ -279,6 +279,28 @@ impl Lists {
             .filter_map(move |l| l.names.get(key).map(|e| (l, e)))
     }
 
+    /// The edits that give a listed name an NS RRset: (index of the edit, key of
+    /// the name). One hash lookup per list for each edit that sets NS records.
+    pub fn candidates(&self, edits: &[crate::publish::change::NameEdit]) -> Vec<(usize, Vec<u8>)> {
+        let mut out = Vec::new();
+        if self.is_empty() {
+            return out;
+        }
+        let ns = crate::wire::Rtype::NS.0;
+        let mut k = crate::name::Key::new();
+        for (i, e) in edits.iter().enumerate() {
+            if !e.sets.iter().any(|s| s.rtype == ns && !s.rdatas.is_empty()) {
+                continue;
+            }
+            k.set(&e.name);
+            let key = k.as_bytes();
+            if self.lists.iter().any(|l| l.names.contains_key(key)) {
+                out.push((i, key.to_vec()));
+            }
+        }
+        out
+    }
+
     /// The list of a name.
     pub fn get(&self, name: &str) -> Option<&List> {
         self.lists.iter().find(|l| l.cfg.name == name)

@@ -1061,17 +1061,10 @@ fn watch_edit(
     if lists.is_empty() {
         return f;
     }
-    for e in edits {
-        if !e
-            .sets
-            .iter()
-            .any(|s| s.rtype == Rtype::NS.0 && !s.rdatas.is_empty())
-        {
-            continue;
-        }
-        let key = name::key_of(&e.name);
-        let mut hits = lists.hits(&key).peekable();
-        if hits.peek().is_none() || key.iter().filter(|&&b| b == 0).count() <= st.ol {
+    for (i, key) in lists.candidates(edits) {
+        let e = &edits[i];
+        let hits = lists.hits(&key);
+        if key.iter().filter(|&&b| b == 0).count() <= st.ol {
             continue;
         }
         let delegated_before = zone.find_name(&e.name).is_some_and(|n| n.has(Rtype::NS))
