@@ -50,6 +50,33 @@ enum Cmd {
     Reload(ReloadArgs),
     /// Show what a running server serves and what its secondaries have.
     Status(StatusArgs),
+    /// Watch lists of a running server: which listed names are in the zone, read the lists again.
+    Watch {
+        #[command(subcommand)]
+        cmd: WatchCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WatchCmd {
+    /// Report which names of the watch lists are delegations in the zone served now.
+    Check {
+        /// Configuration file (for the admin address and token file).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+    },
+    /// Make a running server read its watch list files again (a bad file changes nothing).
+    Reload {
+        /// Configuration file (for the admin address and token file).
+        #[arg(long, short, default_value = "belfry.toml")]
+        config: PathBuf,
+        /// Who asks (audited; default: the login name).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -205,6 +232,7 @@ pub fn main() -> i32 {
         Cmd::Suppress(a) => suppress::cli::run(a),
         Cmd::Reload(a) => reload(a),
         Cmd::Status(a) => status(a),
+        Cmd::Watch { cmd } => watch_cmd(cmd),
     };
     match r {
         Ok(()) => 0,
@@ -554,9 +582,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     ops::notify::status("loading the zone");
     let presign = cfg.dnssec.presign;
     let t_load = Instant::now();
+    let watch = crate::watchlist::Lists::load(&cfg.watch.list)?;
     let (publisher, state) = start_publisher(&cfg, keys_from_flags(&a)?)?;
     let load_seconds = t_load.elapsed().as_secs_f64();
     let publisher = Arc::new(publisher);
+    for l in watch.summary() {
+        tracing::info!(
+            "watch list '{}': {} names, policy {}",
+            l.name,
+            l.names,
+            l.policy.as_str()
+        );
+    }
+    publisher.set_watch_lists(watch);
     ops::release_memory();
     if publisher.write_list_file_if_missing()? {
         tracing::info!("wrote the suppression list file (it was missing)");
@@ -681,6 +719,10 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             Ok(Some(n)) => tracing::info!("cookie secrets read again: {n} accepted"),
             Ok(None) => {}
             Err(e) => tracing::error!("{e}; the cookie secrets in force stay"),
+        }
+        if !publisher.watch_lists().lists.is_empty() {
+            // Logged and audited inside; a bad file keeps the lists in force.
+            let _ = publisher.reload_watch_lists("SIGHUP");
         }
         // The reload runs off the signal loop; its outcome goes to the log.
         let s = svc.clone();
@@ -813,6 +855,15 @@ fn check(a: ServeArgs) -> Result<(), String> {
     } else {
         println!("  DNSSEC:              off");
     }
+    let watch = crate::watchlist::Lists::load(&cfg.watch.list)?;
+    for l in watch.summary() {
+        println!(
+            "  watch list {}: {} names, policy {}",
+            l.name,
+            l.names,
+            l.policy.as_str()
+        );
+    }
     let mut warnings = zone.warnings.clone();
     // What `serve` would refuse of the admin API and the list, and what it warns about.
     let admin_warnings = suppress::api::preflight(&cfg)?;
@@ -882,6 +933,56 @@ fn reload(a: ReloadArgs) -> Result<(), String> {
         println!("  note: {n}");
     }
     Ok(())
+}
+
+fn watch_cmd(c: WatchCmd) -> Result<(), String> {
+    match c {
+        WatchCmd::Check { config, list } => {
+            let cfg = Config::load(&config).map_err(|e| e.to_string())?;
+            let client = suppress::cli::Client::new(&cfg)?;
+            let path = match &list {
+                Some(l) => format!("/v1/watch/check?list={l}"),
+                None => "/v1/watch/check".to_string(),
+            };
+            let r: crate::watchlist::CheckReport = suppress::cli::ok(client.get(&path)?)?;
+            for p in &r.present {
+                println!(
+                    "{}\t{}\t{}\t{}{}",
+                    p.list,
+                    p.name,
+                    p.source,
+                    p.reference,
+                    if p.suppressed { "\tsuppressed" } else { "" }
+                );
+            }
+            eprintln!(
+                "{} of {} listed names are in the zone at serial {}",
+                r.present.len(),
+                r.checked,
+                r.serial
+            );
+            Ok(())
+        }
+        WatchCmd::Reload { config, by } => {
+            let cfg = Config::load(&config).map_err(|e| e.to_string())?;
+            let client = suppress::cli::Client::new(&cfg)?;
+            let body = suppress::proto::ReloadRequest {
+                actor: suppress::cli::actor(by),
+                force: false,
+            };
+            let r: Vec<crate::watchlist::ListSummary> =
+                suppress::cli::ok(client.post("/v1/watch/reload", &body)?)?;
+            for l in r {
+                println!(
+                    "watch list {}: {} names, policy {}",
+                    l.name,
+                    l.names,
+                    l.policy.as_str()
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn status(a: StatusArgs) -> Result<(), String> {

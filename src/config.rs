@@ -56,6 +56,9 @@ pub struct Config {
     /// Zone transfers out: limits, secondaries and other NOTIFY targets.
     #[serde(default)]
     pub transfer: TransferSection,
+    /// Watch lists (`[[watch.list]]`): names to alert on or suppress when they go live.
+    #[serde(default)]
+    pub watch: crate::watchlist::WatchSection,
 }
 
 fn default_max_transfers() -> usize {
@@ -741,6 +744,9 @@ impl Config {
         for p in c.tsig.files.iter_mut() {
             fix(p);
         }
+        for l in c.watch.list.iter_mut() {
+            fix(&mut l.file);
+        }
         c.check(path)?;
         Ok(c)
     }
@@ -822,6 +828,9 @@ impl Config {
         }
         if let Err(m) = crate::suppress::ede::check_text_alone(&sup.ede_text) {
             return bad(format!("[suppress] ede_text: {m}"));
+        }
+        if let Err(m) = self.watch.check() {
+            return bad(m);
         }
         let t = &self.transfer;
         if t.max_transfers == 0 || t.max_transfers > 1024 {

@@ -38,6 +38,7 @@ pub mod service;
 pub mod suppress;
 pub mod tsig;
 pub mod update;
+pub mod watchlist;
 pub mod wire;
 pub mod xfr;
 pub mod zone;

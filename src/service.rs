@@ -310,7 +310,9 @@ impl Service {
             cookie_secrets: self.cookies.as_ref().map(|c| c.load().len()),
             threads: self.metrics.threads(),
         };
-        crate::metrics::expose::render(self.metrics.totals(), state)
+        let mut text = crate::metrics::expose::render(self.metrics.totals(), state);
+        text.push_str(&crate::watchlist::metrics_text());
+        text
     }
 
     /// Run key rollovers with this manager.

@@ -177,7 +177,7 @@ fn the_sample_configuration_serves_axfr_to_loopback_and_the_zone_verifies() {
     for f in ["belfry.toml", "admin.token"] {
         std::fs::copy(root.join(f), dir.0.join(f)).unwrap();
     }
-    for d in ["zones", "keys"] {
+    for d in ["zones", "keys", "watch"] {
         std::fs::create_dir_all(dir.0.join(d)).unwrap();
         for e in std::fs::read_dir(root.join(d)).unwrap() {
             let e = e.unwrap();

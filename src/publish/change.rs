@@ -134,6 +134,14 @@ pub enum Change {
     Resign,
     /// A key event: a new key set, or re-signing for one (the key manager asks).
     Keys(super::keys::KeyChange),
+    /// A zone edit ([`Change::Edit`]) together with the suppressions watch lists
+    /// added to it (as journaled: a restart applies both again, the same way).
+    Watched {
+        /// The zone edit.
+        edit: Box<Change>,
+        /// Entries added to the suppression list in the same change.
+        suppress: Vec<Suppression>,
+    },
 }
 
 impl Change {
@@ -151,6 +159,7 @@ impl Change {
             },
             Change::Resign => "resign",
             Change::Keys(_) => "keys",
+            Change::Watched { edit, .. } => edit.action(),
         }
     }
 }

@@ -244,6 +244,8 @@ pub struct Publisher {
     last_published: std::sync::atomic::AtomicU64,
     /// When this publisher was made, with the zone it serves.
     created: u64,
+    /// The watch lists every zone edit is checked against.
+    watch: ArcSwap<crate::watchlist::Lists>,
 }
 
 /// Whether `key` is `anc` or below it (keys: a descendant's key extends its ancestor's).
@@ -485,6 +487,7 @@ impl Publisher {
             published: std::sync::atomic::AtomicU64::new(0),
             last_published: std::sync::atomic::AtomicU64::new(0),
             created: now_secs(),
+            watch: ArcSwap::from_pointee(crate::watchlist::Lists::default()),
         })
     }
 
@@ -527,6 +530,109 @@ impl Publisher {
     /// Whether a stop was asked for.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The watch lists in force.
+    pub fn watch_lists(&self) -> Arc<crate::watchlist::Lists> {
+        self.watch.load_full()
+    }
+
+    /// Put watch lists in force (for the changes that come next).
+    pub fn set_watch_lists(&self, lists: crate::watchlist::Lists) {
+        crate::watchlist::register(&lists);
+        self.watch.store(Arc::new(lists));
+    }
+
+    /// Read the watch list files again. On any error (named `file:line`) the
+    /// lists in force stay, all of them; either way the attempt is audited.
+    pub fn reload_watch_lists(
+        &self,
+        actor: &str,
+    ) -> Result<Vec<crate::watchlist::ListSummary>, String> {
+        let cfgs = self.watch_lists().configs();
+        let r = crate::watchlist::Lists::load(&cfgs);
+        let st = self.lock();
+        let serial = self.snapshot().serial;
+        match r {
+            Ok(lists) => {
+                let summary = lists.summary();
+                let text = summary
+                    .iter()
+                    .map(|l| format!("{}: {} names", l.name, l.names))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Some(a) = &st.sinks.audit {
+                    a.record(actor, "watch-reload", "", &text, "", serial);
+                }
+                self.set_watch_lists(lists);
+                tracing::info!("watch lists read again ({text})");
+                Ok(summary)
+            }
+            Err(e) => {
+                if let Some(a) = &st.sinks.audit {
+                    let first = e.lines().next().unwrap_or("");
+                    a.record(actor, "watch-reload-failed", "", first, "", serial);
+                }
+                tracing::error!("watch lists not read again, the lists in force stay: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Which names of the watch lists (all, or the one named) are delegations
+    /// in the zone served now, suppressed ones included.
+    pub fn watch_check(&self, only: Option<&str>) -> Result<crate::watchlist::CheckReport, String> {
+        let lists = self.watch_lists();
+        if let Some(n) = only {
+            if lists.get(n).is_none() {
+                return Err(format!("no watch list named '{n}'"));
+            }
+        }
+        // The lock keeps the served version and what it withholds together.
+        let st = self.lock();
+        let snap = self.snapshot_full();
+        let mut report = crate::watchlist::CheckReport {
+            serial: snap.serial,
+            ..Default::default()
+        };
+        for l in lists
+            .lists
+            .iter()
+            .filter(|l| only.is_none_or(|n| l.cfg.name == n))
+        {
+            for (key, e) in &l.names {
+                report.checked += 1;
+                if !name::is_at_or_below(&e.wire, snap.zone.origin())
+                    || e.wire.len() == snap.zone.origin().len()
+                {
+                    continue;
+                }
+                let served = snap
+                    .zone
+                    .find_name(&e.wire)
+                    .is_some_and(|n| n.has(Rtype::NS));
+                let suppressed = snap.suppressions.contains(key);
+                let withheld = suppressed
+                    && st
+                        .withheld
+                        .get(key)
+                        .and_then(|w| w.get(key))
+                        .is_some_and(|sets| sets.iter().any(|s| s.rtype == Rtype::NS.0));
+                if served || withheld {
+                    report.present.push(crate::watchlist::Present {
+                        list: l.cfg.name.clone(),
+                        name: name::to_text(&e.wire),
+                        source: e.source.clone(),
+                        reference: e.reference.clone(),
+                        suppressed: withheld,
+                    });
+                }
+            }
+        }
+        report
+            .present
+            .sort_by(|a, b| (&a.list, &a.name).cmp(&(&b.list, &b.name)));
+        Ok(report)
     }
 
     /// The suppression list (every entry, in force or expired).
@@ -608,6 +714,19 @@ impl Publisher {
         if let Change::Keys(k) = &change {
             return keys::apply(self, st, &cur, k, actor, mode);
         }
+        // A journaled edit with the suppressions watch lists added to it.
+        let (change, watched) = match change {
+            Change::Watched { edit, suppress } => match *edit {
+                e @ Change::Edit { .. } => (e, suppress),
+                _ => {
+                    return Err(ChangeError::BadInput(
+                        "a watched change holds a zone edit".into(),
+                    ))
+                }
+            },
+            c => (c, Vec::new()),
+        };
+        let mut found = WatchFound::default();
         let before = st.in_force.clone();
         let mut list = st.list.clone();
         let mut edits: Vec<NameEdit> = Vec::new();
@@ -684,10 +803,22 @@ impl Publisher {
                 removal_reason = reason.clone();
                 edit_list(&cur.zone, st, &mut list, steps, now)?;
             }
-            Change::Edit { edits: e, .. } => {
+            Change::Edit {
+                edits: e, source, ..
+            } => {
                 edits = e.clone();
+                for w in &watched {
+                    list.entry(name::key_of(&w.name))
+                        .or_insert_with(|| w.clone());
+                }
+                if live {
+                    let lists = self.watch.load();
+                    found = watch_edit(&lists, &cur.zone, st, &edits, &mut list, now, *source);
+                }
             }
-            Change::Resign | Change::Keys(_) => return Err(ChangeError::Unchanged),
+            Change::Resign | Change::Keys(_) | Change::Watched { .. } => {
+                return Err(ChangeError::Unchanged)
+            }
         }
         let after: BTreeSet<Vec<u8>> = list
             .iter()
@@ -748,7 +879,17 @@ impl Publisher {
             removed: removed.iter().map(text).collect(),
             names_changed: edits.len(),
             signatures: signed,
-            notes: Vec::new(),
+            notes: found
+                .hits
+                .iter()
+                .map(|h| match h.policy {
+                    "suppress" => format!(
+                        "watch list '{}': {} is delegated and suppressed pre-emptively",
+                        h.list, h.name
+                    ),
+                    _ => format!("watch list '{}': {} is delegated (alert)", h.list, h.name),
+                })
+                .collect(),
         };
         // Audit first: no change is served without its record.
         if let (Some(a), true) = (&st.sinks.audit, live) {
@@ -759,11 +900,30 @@ impl Publisher {
                     .map(|e| (e.reason.clone(), e.case.clone()))
                     .unwrap_or_default();
                 lines.push(crate::suppress::audit::Line {
-                    actor: actor.to_string(),
+                    actor: found
+                        .actors
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| actor.to_string()),
                     action: action_name(&change, true).to_string(),
                     domain: text(k),
                     reason,
                     case,
+                });
+            }
+            for h in found.hits.iter().filter(|h| h.policy == "alert") {
+                lines.push(crate::suppress::audit::Line {
+                    actor: format!("watch:{}", h.list),
+                    action: "watch-alert".into(),
+                    domain: h.name.clone(),
+                    reason: format!(
+                        "listed on '{}' and delegated by a {}{}{}",
+                        h.list,
+                        h.via,
+                        if h.source.is_empty() { "" } else { ": " },
+                        [h.source.as_str(), h.reference.as_str()].join(" ").trim()
+                    ),
+                    case: h.reference.clone(),
                 });
             }
             for k in &removed {
@@ -795,7 +955,16 @@ impl Publisher {
                 actor: actor.to_string(),
                 from: cur.serial,
                 to: snap.serial,
-                change: change.clone(),
+                change: if found.suppress.is_empty() && watched.is_empty() {
+                    change.clone()
+                } else {
+                    let mut suppress = watched.clone();
+                    suppress.extend(found.suppress.iter().cloned());
+                    Change::Watched {
+                        edit: Box::new(change.clone()),
+                        suppress,
+                    }
+                },
                 diff: diff::diff(&cur, &snap),
             };
             record_journal(st, &entry)?;
@@ -853,8 +1022,103 @@ impl Publisher {
             st.remote.set_shard(*id, &src, &origin, ol);
         }
         self.publish(snap);
+        if !found.hits.is_empty() {
+            for h in found.hits.iter_mut() {
+                h.serial = serial;
+                h.change = id;
+            }
+            crate::watchlist::report(found.hits);
+        }
         Ok(outcome)
     }
+}
+
+/// What the watch lists found in a zone edit.
+#[derive(Default)]
+struct WatchFound {
+    /// Entries added to the suppression list.
+    suppress: Vec<Suppression>,
+    /// The audit actor of each such entry (`watch:<list>`).
+    actors: HashMap<Vec<u8>, String>,
+    /// Every hit, to report once the change is served.
+    hits: Vec<crate::watchlist::Alert>,
+}
+
+/// Check the names a zone edit delegates (NS where there was none) against the
+/// watch lists: one hash lookup per edited name. Hits of `suppress` lists are
+/// added to `list`, so the same change withholds them.
+fn watch_edit(
+    lists: &crate::watchlist::Lists,
+    zone: &Zone,
+    st: &State,
+    edits: &[NameEdit],
+    list: &mut BTreeMap<Vec<u8>, Suppression>,
+    now: u64,
+    via: EditSource,
+) -> WatchFound {
+    use crate::watchlist::Policy;
+    let mut f = WatchFound::default();
+    if lists.is_empty() {
+        return f;
+    }
+    for (i, key) in lists.candidates(edits) {
+        let e = &edits[i];
+        let hits = lists.hits(&key);
+        if key.iter().filter(|&&b| b == 0).count() <= st.ol {
+            continue;
+        }
+        let delegated_before = zone.find_name(&e.name).is_some_and(|n| n.has(Rtype::NS))
+            || st
+                .withheld
+                .get(&key)
+                .and_then(|w| w.get(&key))
+                .is_some_and(|sets| sets.iter().any(|s| s.rtype == Rtype::NS.0));
+        if delegated_before {
+            continue;
+        }
+        for (l, item) in hits {
+            let policy = l.cfg.policy;
+            if policy == Policy::Suppress && !list.contains_key(&key) {
+                let mut reason = format!("watch list {}", l.cfg.name);
+                let detail = [item.source.as_str(), item.reference.as_str()]
+                    .join(" ")
+                    .trim()
+                    .to_string();
+                if !detail.is_empty() {
+                    reason.push_str(&format!(" ({detail})"));
+                }
+                let s = Suppression {
+                    name: item.wire.clone(),
+                    reason,
+                    case: if item.reference.is_empty() {
+                        l.cfg.name.clone()
+                    } else {
+                        format!("{}:{}", l.cfg.name, item.reference)
+                    },
+                    added_by: format!("watch:{}", l.cfg.name),
+                    added_at: now,
+                    expires: None,
+                    ede: l.ede(),
+                };
+                list.insert(key.clone(), s.clone());
+                f.actors
+                    .insert(key.clone(), format!("watch:{}", l.cfg.name));
+                f.suppress.push(s);
+            }
+            f.hits.push(crate::watchlist::Alert {
+                name: name::to_text(&item.wire),
+                list: l.cfg.name.clone(),
+                source: item.source.clone(),
+                reference: item.reference.clone(),
+                serial: 0,
+                change: 0,
+                via: source_name(via).to_string(),
+                policy: policy.as_str(),
+                webhook: l.cfg.webhook.clone(),
+            });
+        }
+    }
+    f
 }
 
 fn action_name(change: &Change, added: bool) -> &'static str {

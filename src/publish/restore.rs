@@ -100,6 +100,7 @@ impl Publisher {
             published: std::sync::atomic::AtomicU64::new(0),
             last_published: std::sync::atomic::AtomicU64::new(0),
             created: now_secs(),
+            watch: ArcSwap::from_pointee(crate::watchlist::Lists::default()),
         })
     }
 

@@ -168,3 +168,106 @@ fn every_change_is_journaled_and_replays_to_the_same_version() {
     // And the journal's diffs, applied to the checkpoint's records, give the same set.
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
+    let dir = std::env::temp_dir().join(format!("belfry-pub-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.txt"), "hopping.be. IWF r-1\n").unwrap();
+    std::fs::write(dir.join("a.txt"), "alerted.be. DA r-2\nsecure.be. DA r-3\n").unwrap();
+    let p = publisher(true);
+    let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
+    p.set_journal(j);
+    p.checkpoint(&dir.join("checkpoint"), 0).unwrap();
+    let cfg = |name: &str, file: &str, policy| crate::watchlist::ListConfig {
+        name: name.into(),
+        file: dir.join(file),
+        policy,
+        ede: None,
+        webhook: None,
+    };
+    p.set_watch_lists(
+        crate::watchlist::Lists::load(&[
+            cfg("iwf", "s.txt", crate::watchlist::Policy::Suppress),
+            cfg("da", "a.txt", crate::watchlist::Policy::Alert),
+        ])
+        .unwrap(),
+    );
+    let ns = |d: &str| NameEdit {
+        name: n(d),
+        sets: vec![RecSet {
+            rtype: Rtype::NS.0,
+            ttl: 3600,
+            rdatas: vec![n("ns1.example.net.")],
+        }],
+        replace_all: true,
+    };
+    let before_serial = p.snapshot().serial;
+    // secure.be is delegated already: a new NS set for it is not a hit.
+    let o = p
+        .apply(
+            Change::Edit {
+                edits: vec![ns("hopping.be."), ns("alerted.be."), ns("secure.be.")],
+                source: EditSource::Transfer,
+                source_serial: None,
+                force: false,
+                fingerprint: None,
+            },
+            "xfr",
+            None,
+        )
+        .unwrap();
+    assert_eq!(o.added, vec!["hopping.be.".to_string()]);
+    assert_eq!(o.notes.len(), 2, "{:?}", o.notes);
+    assert!(o.notes.iter().any(|m| m.contains("alerted.be.") && m.contains("alert")));
+    let (_, list) = p.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].added_by, "watch:iwf");
+    assert_eq!(list[0].ede, crate::suppress::EdeKind::Censored);
+    // The first version with the delegation already answers NXDOMAIN + EDE 16.
+    let m = ask(&p, "www.hopping.be.", Rtype::A);
+    assert_eq!(m.rcode, 3);
+    assert_eq!(m.ede.as_ref().map(|e| e.0), Some(16));
+    assert!(crate::serial::serial_gt(p.snapshot().serial, before_serial));
+    let m = ask(&p, "www.alerted.be.", Rtype::A);
+    assert_eq!(m.rcode, 0);
+    assert!(m.authority.iter().any(|r| r.rtype == Rtype::NS));
+    // `watch check`: the delegated listed names, the suppressed one marked.
+    let r = p.watch_check(None).unwrap();
+    let got: Vec<_> = r
+        .present
+        .iter()
+        .map(|x| (x.list.as_str(), x.name.as_str(), x.suppressed))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("da", "alerted.be.", false),
+            ("da", "secure.be.", false),
+            ("iwf", "hopping.be.", true)
+        ]
+    );
+    assert!(p.watch_check(Some("nope")).is_err());
+    // The journal holds the edit with its suppression; a restart without any watch
+    // list gives back the same version.
+    let before = p.snapshot_full();
+    let signer = before.dnssec.as_ref().unwrap().signer.clone();
+    let r = checkpoint::read(&dir.join("checkpoint"), b"\x02be\x00", Some(signer)).unwrap();
+    let cserial = r.header.serial;
+    let q = Publisher::from_checkpoint(r, Settings::default(), Sinks::default()).unwrap();
+    let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
+    let entries = j.entries_from(cserial).unwrap().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(matches!(entries[0].change, Change::Watched { .. }));
+    q.replay(entries).unwrap();
+    let after = q.snapshot_full();
+    assert_eq!(after.serial, before.serial);
+    let a: std::collections::BTreeSet<_> = diff::all_records(&before).into_iter().collect();
+    let b: std::collections::BTreeSet<_> = diff::all_records(&after).into_iter().collect();
+    let only_a: Vec<_> = a.difference(&b).map(|r| (name::to_text(&r.owner), r.rtype)).collect();
+    let only_b: Vec<_> = b.difference(&a).map(|r| (name::to_text(&r.owner), r.rtype)).collect();
+    assert!(a == b, "restored version differs: {only_a:?} vs {only_b:?}");
+    assert_eq!(ask(&q, "www.hopping.be.", Rtype::A).rcode, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

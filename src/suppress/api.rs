@@ -741,6 +741,49 @@ async fn handle(
                 Err(r) => *r,
             }
         }
+        (&Method::GET, "/v1/watch/check") => {
+            let mut only = None;
+            for kv in parts.uri.query().unwrap_or("").split('&') {
+                match kv.split_once('=') {
+                    Some(("list", v)) => match percent_decode(v) {
+                        Some(v) => only = Some(v),
+                        None => return Ok(error(400, "bad percent-encoding in the query")),
+                    },
+                    _ if kv.is_empty() => {}
+                    _ => {
+                        return Ok(error(
+                            400,
+                            format!("unknown query parameter: {}", super::domain::quote(kv)),
+                        ))
+                    }
+                }
+            }
+            let p = p.clone();
+            let r = tokio::task::spawn_blocking(move || p.watch_check(only.as_deref()))
+                .await
+                .unwrap_or_else(|_| Err("the check panicked".into()));
+            match r {
+                Ok(report) => json(200, &report),
+                Err(e) => error(404, e),
+            }
+        }
+        (&Method::POST, "/v1/watch/reload") => {
+            match read_json::<super::proto::ReloadRequest>(&parts, body, &ctx, deadline).await {
+                Ok(b) if b.actor.trim().is_empty() => error(400, "actor is required"),
+                Ok(b) => {
+                    let p = p.clone();
+                    let actor = b.actor;
+                    let r = tokio::task::spawn_blocking(move || p.reload_watch_lists(&actor))
+                        .await
+                        .unwrap_or_else(|_| Err("the reload panicked".into()));
+                    match r {
+                        Ok(summary) => json(200, &summary),
+                        Err(e) => error(422, e),
+                    }
+                }
+                Err(r) => *r,
+            }
+        }
         (&Method::GET, "/v1/keys")
         | (&Method::POST, "/v1/keys/roll")
         | (&Method::POST, "/v1/keys/ds-seen") => {
