@@ -150,6 +150,8 @@ pub struct Service {
     pub transfers: Arc<crate::control::progress::Board>,
     /// The key manager (rollovers), when keys are managed.
     pub keys: Option<Arc<std::sync::Mutex<crate::keys::manager::KeyManager>>>,
+    /// dnstap output (`None`: off, one branch per query).
+    dnstap: Option<crate::dnstap::Tap>,
 }
 
 impl Service {
@@ -176,7 +178,19 @@ impl Service {
             load_seconds: std::sync::Mutex::new(0.0),
             transfers: Arc::new(crate::control::progress::Board::new()),
             keys: None,
+            dnstap: None,
         }
+    }
+
+    /// Copy queries and answers to a dnstap collector through this tap.
+    pub fn with_dnstap(mut self, tap: Option<crate::dnstap::Tap>) -> Service {
+        self.dnstap = tap;
+        self
+    }
+
+    /// The dnstap output, when on.
+    pub fn dnstap(&self) -> Option<&crate::dnstap::Tap> {
+        self.dnstap.as_ref()
     }
 
     /// Set where zone reloads read from.
@@ -309,6 +323,9 @@ impl Service {
             rrl_limiting: self.rrl.as_ref().map(|r| r.limited_now()),
             cookie_secrets: self.cookies.as_ref().map(|c| c.load().len()),
             threads: self.metrics.threads(),
+            dnstap_sent: self.dnstap.as_ref().map_or(0, |t| t.sent()),
+            dnstap_dropped: self.dnstap.as_ref().map_or(0, |t| t.dropped()),
+            dnstap_connected: self.dnstap.as_ref().map(|t| t.connected()),
         };
         crate::metrics::expose::render(self.metrics.totals(), state)
     }
@@ -384,7 +401,18 @@ impl crate::server::Answerer for Service {
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
+        let qtime = self.dnstap.as_ref().map(|_| crate::dnstap::now());
         let o = self.respond(query, peer.ip(), transport, out);
+        if let (Some(tap), Some(t)) = (&self.dnstap, qtime) {
+            tap.capture(
+                query,
+                o.sent.then_some(out.as_slice()),
+                &o,
+                peer,
+                transport,
+                t,
+            );
+        }
         if self.log_queries {
             log_query(query, peer, transport, o.sent.then_some(out.as_slice()), &o);
         }
