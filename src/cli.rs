@@ -728,6 +728,11 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     if let Some(t) = svc.dnstap() {
         // What is queued goes out, then STOP; the collector closes its file.
         t.shutdown();
+        tracing::info!(
+            "dnstap: {} messages sent, {} dropped",
+            t.sent(),
+            t.dropped()
+        );
     }
     let _ = maint.join();
     if let Some(n) = notifier {
