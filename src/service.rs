@@ -811,6 +811,31 @@ mod tests {
     }
 
     #[test]
+    fn with_dnstap_off_the_transport_path_does_not_allocate() {
+        use crate::server::Answerer;
+        let svc = service();
+        assert!(svc.dnstap().is_none());
+        let q = build_query(
+            1,
+            &crate::name::from_text("nothere.be.", &[0]).unwrap(),
+            Rtype::A,
+            Some((1232, false)),
+        );
+        let peer: std::net::SocketAddr = "192.0.2.34:5353".parse().unwrap();
+        let mut out = Vec::with_capacity(4096);
+        assert!(svc.answer(&q, peer, Transport::Tcp, &mut out));
+        let before = counting::count();
+        for _ in 0..10 {
+            assert!(svc.answer(&q, peer, Transport::Tcp, &mut out));
+        }
+        assert_eq!(counting::count() - before, 0, "allocated");
+        let text = svc.metrics_text();
+        assert!(text.contains("belfry_dnstap_sent_total 0\n"), "{text}");
+        assert!(text.contains("belfry_dnstap_dropped_total 0\n"), "{text}");
+        assert!(!text.contains("belfry_dnstap_connected"), "{text}");
+    }
+
+    #[test]
     fn answering_through_the_service_counts_without_allocating() {
         let svc = service();
         let wire = |s: &str| crate::name::from_text(s, &[0]).unwrap();
