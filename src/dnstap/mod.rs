@@ -109,6 +109,7 @@ impl Entry {
 
 /// What the query threads and the writer share.
 struct Shared {
+    /// Queues of threads that captured for the first time, for the writer to take.
     queues: Mutex<Vec<Receiver<Entry>>>,
     dropped: Mutex<Vec<Arc<AtomicU64>>>,
     /// Messages lost by the writer (a connection that broke with them unsent).
@@ -310,6 +311,8 @@ const BATCH: usize = 256 * 1024;
 struct Writer {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
+    /// Every query thread's queue, taken from [`Shared::queues`] as they come.
+    queues: Vec<Receiver<Entry>>,
     out: Vec<u8>,
     pending: u64,
     msg: Vec<u8>,
@@ -320,6 +323,7 @@ impl Writer {
         Writer {
             settings,
             shared,
+            queues: Vec::new(),
             out: Vec::with_capacity(BATCH + 4096),
             pending: 0,
             msg: Vec::with_capacity(4096),
@@ -427,8 +431,12 @@ impl Writer {
 
     /// Encode what the queues hold (up to a batch) into `out`; returns the entries taken.
     fn drain(&mut self) -> usize {
-        let shared = self.shared.clone();
-        let queues = shared.queues.lock().unwrap_or_else(|p| p.into_inner());
+        // Queues of threads that captured for the first time: taken over, so the lock a
+        // new query thread registers under is never held while encoding.
+        if let Ok(mut new) = self.shared.queues.try_lock() {
+            self.queues.append(&mut new);
+        }
+        let queues = std::mem::take(&mut self.queues);
         let mut got = 0;
         for q in queues.iter() {
             while self.out.len() < BATCH {
@@ -441,6 +449,7 @@ impl Writer {
                 }
             }
         }
+        self.queues = queues;
         got
     }
 
