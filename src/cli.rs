@@ -621,7 +621,36 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     }
     let (cookies, cookie_file) = cookie_secrets(&cfg)?;
     let key_manager = crate::keys::manager::KeyManager::start(&cfg, &publisher)?;
+    let dnstap = match cfg.dnstap_settings()? {
+        Some(d) => {
+            tracing::info!(
+                "dnstap: to {}, 1 query in {}{}{}{}, queue {} per thread",
+                d.target,
+                d.sample,
+                if d.only_nxdomain {
+                    ", NXDOMAIN only"
+                } else {
+                    ""
+                },
+                if d.only_suppressed {
+                    ", suppressed names only"
+                } else {
+                    ""
+                },
+                d.only_qtype
+                    .map(|t| format!(", type {} only", crate::zone::master::rtype_to_string(t)))
+                    .unwrap_or_default(),
+                d.queue
+            );
+            Some(
+                crate::dnstap::Tap::start(d)
+                    .map_err(|e| format!("dnstap: cannot start the writer: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let svc = Service::new(publisher.clone(), handler_cfg, state)
+        .with_dnstap(dnstap)
         .with_query_log(cfg.log.queries)
         .with_rrl(rrl)
         .with_cookies(cookies, cookie_file)
@@ -738,6 +767,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     svc.stop();
     server.shutdown();
     server.wait();
+    if let Some(t) = svc.dnstap() {
+        // What is queued goes out, then STOP; the collector closes its file.
+        t.shutdown();
+        tracing::info!(
+            "dnstap: {} messages sent, {} dropped",
+            t.sent(),
+            t.dropped()
+        );
+    }
     let _ = maint.join();
     if let Some(n) = notifier {
         let _ = n.join();

@@ -59,6 +59,65 @@ pub struct Config {
     /// Watch lists (`[[watch.list]]`): names to alert on or suppress when they go live.
     #[serde(default)]
     pub watch: crate::watchlist::WatchSection,
+    /// dnstap output of queries and answers to a Frame Streams collector.
+    #[serde(default)]
+    pub dnstap: DnstapSection,
+}
+
+fn default_dnstap_sample() -> u32 {
+    1
+}
+fn default_dnstap_queue() -> usize {
+    4096
+}
+
+/// `[dnstap]`: AUTH_QUERY / AUTH_RESPONSE messages to a Frame Streams collector
+/// (see [`crate::dnstap`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnstapSection {
+    /// Send dnstap messages (off by default).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The collector's Unix socket (`fstrm_capture -u`).
+    pub socket: Option<PathBuf>,
+    /// The collector's TCP address (`fstrm_capture -a/-p`); `socket` or this.
+    pub tcp: Option<SocketAddr>,
+    /// `Dnstap.identity` (default: `[server] identity` when set).
+    pub identity: Option<String>,
+    /// `Dnstap.version` (default: `belfry <version>`).
+    pub version: Option<String>,
+    /// Keep one query in `sample` (after the filters); 1: every one.
+    #[serde(default = "default_dnstap_sample")]
+    pub sample: u32,
+    /// Only queries answered NXDOMAIN.
+    #[serde(default)]
+    pub only_nxdomain: bool,
+    /// Only queries denied by a suppression.
+    #[serde(default)]
+    pub only_suppressed: bool,
+    /// Only queries of this type (`A`, `NS`, `TYPE65`...).
+    pub only_qtype: Option<String>,
+    /// Captured queries each query thread may have waiting for the writer.
+    #[serde(default = "default_dnstap_queue")]
+    pub queue: usize,
+}
+
+impl Default for DnstapSection {
+    fn default() -> Self {
+        DnstapSection {
+            enabled: false,
+            socket: None,
+            tcp: None,
+            identity: None,
+            version: None,
+            sample: default_dnstap_sample(),
+            only_nxdomain: false,
+            only_suppressed: false,
+            only_qtype: None,
+            queue: default_dnstap_queue(),
+        }
+    }
 }
 
 fn default_max_transfers() -> usize {
@@ -741,6 +800,9 @@ impl Config {
         if let Some(p) = c.cookies.secret_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = c.dnstap.socket.as_mut() {
+            fix(p);
+        }
         for p in c.tsig.files.iter_mut() {
             fix(p);
         }
@@ -790,6 +852,8 @@ impl Config {
         self.rrl_settings()
             .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
         self.nsid()
+            .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
+        self.dnstap_settings()
             .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return bad(format!("[log] filter {:?}: {e}", self.log.filter));
@@ -881,6 +945,65 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The dnstap settings from `[dnstap]` (`None` when off), checked.
+    pub fn dnstap_settings(&self) -> Result<Option<crate::dnstap::Settings>, String> {
+        let d = &self.dnstap;
+        let target = match (&d.socket, d.tcp) {
+            (Some(_), Some(_)) => {
+                return Err("[dnstap] socket and tcp: give one collector, not both".into())
+            }
+            (Some(p), None) => Some(crate::dnstap::Target::Unix(p.clone())),
+            (None, Some(a)) => Some(crate::dnstap::Target::Tcp(a)),
+            (None, None) => None,
+        };
+        if d.sample == 0 || d.sample > 1_000_000 {
+            return Err("[dnstap] sample must be between 1 and 1000000".into());
+        }
+        if !(16..=1 << 20).contains(&d.queue) {
+            return Err("[dnstap] queue must be between 16 and 1048576".into());
+        }
+        let only_qtype = match &d.only_qtype {
+            Some(t) => Some(crate::zone::master::rtype_from_str(t).ok_or_else(|| {
+                format!("[dnstap] only_qtype {t:?} is not a record type (A, NS, TYPE65...)")
+            })?),
+            None => None,
+        };
+        for (name, v) in [("identity", &d.identity), ("version", &d.version)] {
+            if v.as_ref().is_some_and(|v| v.len() > 255) {
+                return Err(format!("[dnstap] {name} must be at most 255 bytes"));
+            }
+        }
+        if !d.enabled {
+            return Ok(None);
+        }
+        let Some(target) = target else {
+            return Err(
+                "[dnstap] enabled needs a collector: socket = \"/path\" or tcp = \"127.0.0.1:port\""
+                    .into(),
+            );
+        };
+        Ok(Some(crate::dnstap::Settings {
+            target,
+            identity: d
+                .identity
+                .clone()
+                .or_else(|| self.server.identity.clone())
+                .map(String::into_bytes),
+            version: Some(
+                d.version
+                    .clone()
+                    .unwrap_or_else(|| format!("belfry {}", env!("CARGO_PKG_VERSION")))
+                    .into_bytes(),
+            ),
+            sample: d.sample,
+            only_nxdomain: d.only_nxdomain,
+            only_suppressed: d.only_suppressed,
+            only_qtype,
+            queue: d.queue,
+            listen: self.server.listen.clone(),
+        }))
     }
 
     /// The rate-limiting settings from `[rrl]` (`None` when off), checked.
@@ -1105,6 +1228,57 @@ mod tests {
             ),
             ("[server]\nnsid = \"0x6g\"\n", "[server] nsid"),
             ("[server]\nnsid = \"\"\n", "1 to 128 bytes"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.0.contains(want), "{bad}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn dnstap_settings_and_checks() {
+        let parse = |extra: &str| {
+            Config::parse(
+                Path::new("/etc/belfry/belfry.toml"),
+                &format!("[zone]\norigin = \"be.\"\nfile = \"be.zone\"\n{extra}"),
+            )
+        };
+        assert!(parse("").unwrap().dnstap_settings().unwrap().is_none());
+        let c = parse(
+            "[dnstap]\nenabled = true\nsocket = \"tap.sock\"\nidentity = \"ns1\"\nsample = 10\n\
+             only_nxdomain = true\nonly_qtype = \"aaaa\"\nqueue = 64\n",
+        )
+        .unwrap();
+        let d = c.dnstap_settings().unwrap().unwrap();
+        assert_eq!(
+            d.target,
+            crate::dnstap::Target::Unix(PathBuf::from("/etc/belfry/tap.sock"))
+        );
+        assert_eq!(d.identity.as_deref(), Some(&b"ns1"[..]));
+        assert!(d.version.unwrap().starts_with(b"belfry "));
+        assert_eq!((d.sample, d.only_qtype, d.queue), (10, Some(28), 64));
+        assert!(d.only_nxdomain && !d.only_suppressed);
+        let d = parse("[dnstap]\nenabled = true\ntcp = \"127.0.0.1:6000\"\n")
+            .unwrap()
+            .dnstap_settings()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            d.target,
+            crate::dnstap::Target::Tcp("127.0.0.1:6000".parse().unwrap())
+        );
+        for (bad, want) in [
+            (
+                "[dnstap]\nenabled = true\n",
+                "[dnstap] enabled needs a collector",
+            ),
+            (
+                "[dnstap]\nsocket = \"a\"\ntcp = \"127.0.0.1:1\"\n",
+                "[dnstap] socket and tcp",
+            ),
+            ("[dnstap]\nsample = 0\n", "[dnstap] sample"),
+            ("[dnstap]\nqueue = 1\n", "[dnstap] queue"),
+            ("[dnstap]\nonly_qtype = \"BOGUS\"\n", "[dnstap] only_qtype"),
+            ("[dnstap]\nfrobnicate = 1\n", "frobnicate"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.0.contains(want), "{bad}: {}", e.0);

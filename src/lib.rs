@@ -6,6 +6,7 @@
 //! - [`handler`]: the sans-IO query path (bytes in, bytes out);
 //! - [`rrl`], [`cookie`]: response rate limiting and DNS cookies, consulted by the handler;
 //! - [`metrics`]: per-worker counters and the Prometheus text of `GET /metrics`;
+//! - [`dnstap`]: queries and answers copied to a Frame Streams collector, off the query path;
 //! - [`dnssec`]: keys, NSEC3 chain, signatures made once and cached;
 //! - [`suppress`]: the live suppression list (Revoke+), its file, audit log and admin API;
 //! - [`server`]: UDP/TCP transport on tokio;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod cookie;
 pub mod dnssec;
+pub mod dnstap;
 pub mod handler;
 pub mod keys;
 pub mod metrics;

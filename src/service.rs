@@ -150,6 +150,8 @@ pub struct Service {
     pub transfers: Arc<crate::control::progress::Board>,
     /// The key manager (rollovers), when keys are managed.
     pub keys: Option<Arc<std::sync::Mutex<crate::keys::manager::KeyManager>>>,
+    /// dnstap output (`None`: off, one branch per query).
+    dnstap: Option<crate::dnstap::Tap>,
 }
 
 impl Service {
@@ -176,7 +178,19 @@ impl Service {
             load_seconds: std::sync::Mutex::new(0.0),
             transfers: Arc::new(crate::control::progress::Board::new()),
             keys: None,
+            dnstap: None,
         }
+    }
+
+    /// Copy queries and answers to a dnstap collector through this tap.
+    pub fn with_dnstap(mut self, tap: Option<crate::dnstap::Tap>) -> Service {
+        self.dnstap = tap;
+        self
+    }
+
+    /// The dnstap output, when on.
+    pub fn dnstap(&self) -> Option<&crate::dnstap::Tap> {
+        self.dnstap.as_ref()
     }
 
     /// Set where zone reloads read from.
@@ -309,6 +323,9 @@ impl Service {
             rrl_limiting: self.rrl.as_ref().map(|r| r.limited_now()),
             cookie_secrets: self.cookies.as_ref().map(|c| c.load().len()),
             threads: self.metrics.threads(),
+            dnstap_sent: self.dnstap.as_ref().map_or(0, |t| t.sent()),
+            dnstap_dropped: self.dnstap.as_ref().map_or(0, |t| t.dropped()),
+            dnstap_connected: self.dnstap.as_ref().map(|t| t.connected()),
         };
         let mut text = crate::metrics::expose::render(self.metrics.totals(), state);
         text.push_str(&crate::watchlist::metrics_text());
@@ -386,7 +403,18 @@ impl crate::server::Answerer for Service {
         transport: crate::server::Transport,
         out: &mut Vec<u8>,
     ) -> bool {
+        let qtime = self.dnstap.as_ref().map(|_| crate::dnstap::now());
         let o = self.respond(query, peer.ip(), transport, out);
+        if let (Some(tap), Some(t)) = (&self.dnstap, qtime) {
+            tap.capture(
+                query,
+                o.sent.then_some(out.as_slice()),
+                &o,
+                peer,
+                transport,
+                t,
+            );
+        }
         if self.log_queries {
             log_query(query, peer, transport, o.sent.then_some(out.as_slice()), &o);
         }
@@ -782,6 +810,31 @@ mod tests {
                 ..Default::default()
             })))
             .with_cookies(Some(secrets), None)
+    }
+
+    #[test]
+    fn with_dnstap_off_the_transport_path_does_not_allocate() {
+        use crate::server::Answerer;
+        let svc = service();
+        assert!(svc.dnstap().is_none());
+        let q = build_query(
+            1,
+            &crate::name::from_text("nothere.be.", &[0]).unwrap(),
+            Rtype::A,
+            Some((1232, false)),
+        );
+        let peer: std::net::SocketAddr = "192.0.2.34:5353".parse().unwrap();
+        let mut out = Vec::with_capacity(4096);
+        assert!(svc.answer(&q, peer, Transport::Tcp, &mut out));
+        let before = counting::count();
+        for _ in 0..10 {
+            assert!(svc.answer(&q, peer, Transport::Tcp, &mut out));
+        }
+        assert_eq!(counting::count() - before, 0, "allocated");
+        let text = svc.metrics_text();
+        assert!(text.contains("belfry_dnstap_sent_total 0\n"), "{text}");
+        assert!(text.contains("belfry_dnstap_dropped_total 0\n"), "{text}");
+        assert!(!text.contains("belfry_dnstap_connected"), "{text}");
     }
 
     #[test]

@@ -185,6 +185,9 @@ pub struct Outcome {
     pub cookie: CookieSeen,
     /// Whether the answer carries our NSID.
     pub nsid: bool,
+    /// Whether a suppression denied the name (NXDOMAIN or NODATA because of the
+    /// list; the EDE goes with it when the query had EDNS).
+    pub suppressed: bool,
 }
 
 impl Outcome {
@@ -199,6 +202,7 @@ impl Outcome {
             rrl: Limited::NotCharged,
             cookie: CookieSeen::None,
             nsid: false,
+            suppressed: false,
         }
     }
 }
@@ -310,6 +314,7 @@ pub fn respond(
     o.rcode = d.rcode;
     o.kind = d.kind;
     o.truncated = w.flags() & flags::TC != 0;
+    o.suppressed = d.suppressed;
     options.ede = d.ede;
     // Rate limiting (UDP, no valid cookie): charge the answer to its bucket.
     if !verified {
@@ -372,6 +377,7 @@ struct Decided<'s> {
     rcode: Rcode,
     kind: Option<Kind>,
     ede: Option<(u16, &'s [u8])>,
+    suppressed: bool,
 }
 
 impl Decided<'_> {
@@ -380,6 +386,7 @@ impl Decided<'_> {
             rcode,
             kind: None,
             ede: None,
+            suppressed: false,
         }
     }
 }
@@ -470,14 +477,16 @@ fn decide<'s>(
                 Target::Query => hit,
                 Target::Chased(h) => h,
             };
-            let ede = hit
-                .filter(|_| edns.is_some() && matches!(kind, Kind::NxDomain | Kind::NoData))
+            let denied = hit.filter(|_| matches!(kind, Kind::NxDomain | Kind::NoData));
+            let ede = denied
+                .filter(|_| edns.is_some())
                 .filter(|h| w.len() + opt_base + 6 + h.text.len() <= limit)
                 .map(|s| (s.code, s.text.as_bytes()));
             Decided {
                 rcode: kind.rcode(),
                 kind: Some(kind),
                 ede,
+                suppressed: denied.is_some(),
             }
         }
         Err(NoSignature) => {
@@ -489,6 +498,7 @@ fn decide<'s>(
                 rcode: Rcode::SERVFAIL,
                 kind: None,
                 ede,
+                suppressed: false,
             }
         }
     }

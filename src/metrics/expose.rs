@@ -46,6 +46,12 @@ pub struct State {
     pub cookie_secrets: Option<usize>,
     /// Threads that have answered queries.
     pub threads: usize,
+    /// dnstap messages written to the collector.
+    pub dnstap_sent: u64,
+    /// dnstap messages dropped (queue full, or lost with a broken connection).
+    pub dnstap_dropped: u64,
+    /// Whether the dnstap writer has a collector; `None`: dnstap off.
+    pub dnstap_connected: Option<bool>,
 }
 
 /// One scrape: the summed counters and the state, for the encoder.
@@ -242,6 +248,26 @@ impl Collector for Scrape {
             "Threads that have answered queries",
             s.threads as i64,
         )?;
+        counter(
+            &mut e,
+            "belfry_dnstap_sent",
+            "dnstap messages (AUTH_QUERY, AUTH_RESPONSE) written to the collector",
+            s.dnstap_sent,
+        )?;
+        counter(
+            &mut e,
+            "belfry_dnstap_dropped",
+            "dnstap messages dropped: a worker's queue was full or the connection broke",
+            s.dnstap_dropped,
+        )?;
+        if let Some(c) = s.dnstap_connected {
+            gauge(
+                &mut e,
+                "belfry_dnstap_connected",
+                "Whether the dnstap writer is connected to its collector",
+                c as i64,
+            )?;
+        }
         Ok(())
     }
 }
