@@ -219,8 +219,15 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
         )
         .unwrap();
     assert_eq!(o.added, vec!["hopping.be.".to_string()]);
+    // The version as published: the queries below sign a few NSEC3 records on the
+    // query path, and those signatures are not part of the change (nor its journal record).
+    let published: std::collections::BTreeSet<_> =
+        diff::all_records(&p.snapshot_full()).into_iter().collect();
     assert_eq!(o.notes.len(), 2, "{:?}", o.notes);
-    assert!(o.notes.iter().any(|m| m.contains("alerted.be.") && m.contains("alert")));
+    assert!(o
+        .notes
+        .iter()
+        .any(|m| m.contains("alerted.be.") && m.contains("alert")));
     let (_, list) = p.list();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].added_by, "watch:iwf");
@@ -263,10 +270,16 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
     q.replay(entries).unwrap();
     let after = q.snapshot_full();
     assert_eq!(after.serial, before.serial);
-    let a: std::collections::BTreeSet<_> = diff::all_records(&before).into_iter().collect();
+    let a = published;
     let b: std::collections::BTreeSet<_> = diff::all_records(&after).into_iter().collect();
-    let only_a: Vec<_> = a.difference(&b).map(|r| (name::to_text(&r.owner), r.rtype)).collect();
-    let only_b: Vec<_> = b.difference(&a).map(|r| (name::to_text(&r.owner), r.rtype)).collect();
+    let only_a: Vec<_> = a
+        .difference(&b)
+        .map(|r| (name::to_text(&r.owner), r.rtype))
+        .collect();
+    let only_b: Vec<_> = b
+        .difference(&a)
+        .map(|r| (name::to_text(&r.owner), r.rtype))
+        .collect();
     assert!(a == b, "restored version differs: {only_a:?} vs {only_b:?}");
     assert_eq!(ask(&q, "www.hopping.be.", Rtype::A).rcode, 3);
     std::fs::remove_dir_all(&dir).unwrap();
