@@ -468,6 +468,22 @@ pub fn sign_missing_with(
     stop: &(dyn Fn() -> bool + Sync),
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<usize, dnssec::SignError> {
+    sign_missing_since(snap, None, threads, stop, progress)
+}
+
+/// [`sign_missing_with`], skipping the zone and chain shards `snap` shares with
+/// `signed`, a version every slot of which was filled (slots are only ever filled,
+/// so a shared shard has nothing to sign): after a change, only what it rebuilt
+/// is looked at, not the 1.26 M slots of a 1.8 M-delegation zone.
+pub fn sign_missing_since(
+    snap: &handler::Snapshot,
+    signed: Option<&handler::Snapshot>,
+    threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<usize, dnssec::SignError> {
+    let prev_zone = signed.map(|p| &*p.zone);
+    let prev_chain = signed.and_then(|p| p.dnssec.as_deref()).map(|p| &*p.chain);
     let total = (zone::SHARDS + dnssec::chain::CHAIN_SHARDS) as u64;
     let finished = std::sync::atomic::AtomicU64::new(0);
     let tick = || {
@@ -508,6 +524,10 @@ pub fn sign_missing_with(
         if i >= zone::SHARDS {
             return;
         }
+        if prev_zone.is_some_and(|p| Arc::ptr_eq(p.shard(i), zone.shard(i))) {
+            tick();
+            continue;
+        }
         match sign_shard(d, zone.shard(i), i as u32) {
             Ok(n) => {
                 total.fetch_add(n, Ordering::Relaxed);
@@ -542,6 +562,9 @@ pub fn sign_missing_with(
             return;
         }
         tick();
+        if prev_chain.is_some_and(|p| d.chain.same_shard(p, s)) {
+            continue;
+        }
         for pos in d.chain.positions_in(s) {
             if d.chain.slot(pos).load().is_some() {
                 continue;
@@ -610,6 +633,8 @@ fn maintenance(svc: &Service, presign: bool) {
         .map(|n| n.get())
         .unwrap_or(1);
     let mut signed_serial: Option<u32> = None;
+    // The last version found with every slot filled: later passes skip what it shares.
+    let mut last_signed: Option<Arc<handler::Snapshot>> = None;
     let mut retry_presign = Instant::now();
     let mut next_resign = Instant::now();
     let mut checkpointed_signed = false;
@@ -663,12 +688,18 @@ fn maintenance(svc: &Service, presign: bool) {
                 .unwrap_or(0);
             let progress =
                 std::sync::Mutex::new(Progress::start("signing", 0, Some(&svc.progress)));
-            let r = sign_missing_with(&snap, threads, &|| svc.stopping(), &|done, total| {
-                progress
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .set(done, total)
-            });
+            let r = sign_missing_since(
+                &snap,
+                last_signed.as_deref(),
+                threads,
+                &|| svc.stopping(),
+                &|done, total| {
+                    progress
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set(done, total)
+                },
+            );
             let took = progress
                 .into_inner()
                 .unwrap_or_else(|p| p.into_inner())
@@ -702,6 +733,7 @@ fn maintenance(svc: &Service, presign: bool) {
                             checkpointed_signed = true;
                         }
                         signed_serial = Some(snap.serial);
+                        last_signed = Some(snap.clone());
                         svc.fully_signed.store(true, Ordering::Relaxed);
                         svc.publisher.mark_fully_signed();
                     }
