@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Zone change figures on the bench zone (README "Performance", zone changes):
+#   belfry: start, full signing, a 1,000-delegation reload (time to the new serial, signatures made,
+#           dnsperf latency idle vs during, RSS), then dynamic update latency (NS + DS per update);
+#   knot:   the same reload with Knot auto-signing (zonefile-load: difference), same zone files.
+# Usage (from the project root, after `cargo build --release --bins --examples` and
+# ../shared/bench/setup.sh --no-hickory --sizes 1800000):
+#   contrib/bench/change_figures.sh [belfry|knot|all]
+# Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
+set -euo pipefail
+WHAT=${1:-all}
+DATA=${DATA:-/tmp/bench-data}
+N=${N:-1800000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/target/release/belfry}
+UPD=${UPD:-$ROOT/target/release/examples/update_latency}
+SUP=${SUP:-$ROOT/target/release/examples/suppress_latency}
+UPDATES=${UPDATES:-300}
+PORT=5400
+WORK=$(mktemp -d /tmp/belfry-change.XXXXXX)
+ZONE=$DATA/be-$N.zone
+QUERIES=$DATA/queries-$N.txt
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+[ -f "$ZONE" ] || { echo "no $ZONE: run ../shared/bench/setup.sh first" >&2; exit 1; }
+python3 "$ROOT/contrib/bench/mkchange.py" "$ZONE" "$WORK/changed.zone" --seed 1 >/dev/null
+
+serial() { dig +short +norec -p "$PORT" @127.0.0.1 be. SOA 2>/dev/null | awk '{print $3}'; }
+rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu() { # label seconds: unthrottled dnsperf, server CPU (user + system) per answered query
+  local c0 c1 q
+  c0=$(cpu_ticks "$SRV")
+  q=$(dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -l "$2" -c 16 -q 300 2>/dev/null |
+    awk '/Queries completed/ {print $3}')
+  c1=$(cpu_ticks "$SRV")
+  echo "$1: $q answers, $(echo "scale=2; ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / $q" | bc) us/q server CPU"
+}
+lat() { # label seconds: dnsperf at 20,000 qps in the background, percentiles to $WORK/lat-LABEL
+  dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -Q 20000 -l "$2" -c 8 -q 200 -v 2>/dev/null |
+    python3 "$ROOT/contrib/bench/latency.py" "$1" > "$WORK/lat-$1" &
+}
+
+if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
+  D=$WORK/belfry; mkdir -p "$D/keys"
+  cp "$ZONE" "$D/be.zone"
+  "$BIN" keygen --zone be. --role ksk --dir "$D/keys" >/dev/null
+  "$BIN" keygen --zone be. --role zsk --dir "$D/keys" >/dev/null
+  head -c 32 /dev/urandom | base64 > "$D/admin.token"
+  cat > "$D/belfry.toml" <<CONF
+[server]
+listen = ["127.0.0.1:$PORT"]
+workers = 2
+[rrl]
+exempt = ["127.0.0.0/8"]
+[zone]
+origin = "be."
+file = "be.zone"
+[dnssec]
+enabled = true
+key_dir = "keys"
+[suppress]
+file = "suppressions.toml"
+audit_log = "audit.log"
+admin_listen = "127.0.0.1:$((PORT + 1))"
+admin_token_file = "admin.token"
+[state]
+dir = "state"
+[[acl.update]]
+from = ["127.0.0.1"]
+CONF
+  t0=$(date +%s.%N)
+  "$BIN" serve --config "$D/belfry.toml" > "$D/log" 2>&1 &
+  SRV=$!; PIDS+=("$SRV")
+  until [ -n "$(serial)" ]; do sleep 0.2; kill -0 "$SRV"; done
+  echo "belfry: serving $(echo "$(date +%s.%N) - $t0" | bc) s after start"
+  until grep -q 'signed [0-9]* RRsets' "$D/log"; do sleep 1; kill -0 "$SRV"; done
+  grep -o 'signed [0-9]* RRsets.*' "$D/log" | head -1
+  until grep -q 'checkpoint of serial' "$D/log"; do sleep 1; done
+  sleep 5
+  echo "belfry: RSS fully signed $(rss_mb "$SRV") MB"
+  lat idle 15; wait $!; cat "$WORK/lat-idle"
+  before=$(serial)
+  cp "$WORK/changed.zone" "$D/be.zone"
+  lat reload 20; LP=$!
+  sleep 3
+  ( while kill -0 "$LP" 2>/dev/null; do rss_mb "$SRV"; echo; sleep 0.1; done ) > "$WORK/rss" &
+  t0=$(date +%s.%N)
+  "$BIN" reload --config "$D/belfry.toml" --by bench > "$WORK/reload.out"
+  t1=$(date +%s.%N)
+  until [ "$(serial)" != "$before" ]; do sleep 0.01; done
+  t2=$(date +%s.%N)
+  wait "$LP"
+  echo "belfry reload: command returned after $(echo "$t1 - $t0" | bc) s, new serial answering after $(echo "$t2 - $t0" | bc) s"
+  cat "$WORK/reload.out"
+  cat "$WORK/lat-reload"
+  echo "belfry: RSS during the reload, max sampled $(sort -n "$WORK/rss" | tail -1) MB"
+  grep -i 'reload' "$D/log" | tail -3
+  sleep 5
+  "$UPD" "127.0.0.1:$PORT" be "$UPDATES"
+  # The hot path after 10,000 changed delegations (new shards, no overlay) vs before.
+  python3 "$ROOT/contrib/bench/mkchange.py" "$D/be.zone" "$WORK/changed10k.zone" --seed 2 \
+    --add 4000 --remove 3000 --change 3000 >/dev/null
+  cpu "cpu before the 10,000-delegation reload" 10
+  cp "$WORK/changed10k.zone" "$D/be.zone"
+  "$BIN" reload --config "$D/belfry.toml" --by bench --force
+  sleep 20
+  cpu "cpu after the 10,000-delegation reload" 10
+  cpu "cpu, empty suppression list" 10
+  # Suppressions: 100,000 added in one request, then lifted in one request.
+  tail -n 100000 "$DATA/domains-$N.txt" > "$WORK/bulk.txt"
+  t0=$(date +%s.%N)
+  "$BIN" suppress --config "$D/belfry.toml" add --from-file "$WORK/bulk.txt" --reason bench --by bench | tail -1
+  echo "bulk add of 100,000: $(echo "$(date +%s.%N) - $t0" | bc) s, RSS $(rss_mb "$SRV") MB"
+  cpu "cpu, 100,000 suppressions listed" 10
+  # Delegated names that are not on the list (the latency example suppresses and lifts each).
+  awk '$4 == "NS" && $1 != "be." {print $1}' "$D/be.zone" | head -n 20000 > "$WORK/few.txt"
+  "$SUP" "127.0.0.1:$PORT" "127.0.0.1:$((PORT + 1))" "$D/admin.token" "$WORK/few.txt" 200
+  python3 - "$WORK/bulk.txt" > "$WORK/remove.json" <<'PY'
+import json, sys
+print(json.dumps({"actor": "bench", "reason": "bench",
+                  "domains": [l.strip() for l in open(sys.argv[1]) if l.strip()]}))
+PY
+  t0=$(date +%s.%N)
+  curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat "$D/admin.token")" \
+    --data-binary @"$WORK/remove.json" "http://127.0.0.1:$((PORT + 1))/v1/suppressions/remove"
+  echo "bulk lift of 100,000: $(echo "$(date +%s.%N) - $t0" | bc) s, RSS $(rss_mb "$SRV") MB, peak $(hwm_mb "$SRV") MB"
+  kill "$SRV"; wait "$SRV" || true
+fi
+
+if [ "$WHAT" = knot ] || [ "$WHAT" = all ]; then
+  D=$WORK/knot; mkdir -p "$D/db"
+  cp "$ZONE" "$D/be.zone"
+  cat > "$D/knot.conf" <<CONF
+server:
+    rundir: "$D"
+    listen: 127.0.0.1@$PORT
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 2
+database:
+    storage: "$D/db"
+log:
+  - target: stderr
+    any: info
+policy:
+  - id: bench
+    algorithm: ecdsap256sha256
+    ksk-lifetime: 0
+    zsk-lifetime: 0
+    nsec3: on
+    nsec3-opt-out: on
+    nsec3-iterations: 0
+    nsec3-salt-length: 0
+    signing-threads: 2
+template:
+  - id: default
+    storage: "$D"
+    semantic-checks: off
+    zonefile-sync: -1
+    zonefile-load: difference
+    journal-content: changes
+    journal-max-usage: 4G
+zone:
+  - domain: be.
+    file: "$D/be.zone"
+    dnssec-signing: on
+    dnssec-policy: bench
+CONF
+  t0=$(date +%s.%N)
+  knotd -c "$D/knot.conf" > "$D/log" 2>&1 &
+  SRV=$!; PIDS+=("$SRV")
+  until dig +dnssec +norec -p "$PORT" @127.0.0.1 be. SOA 2>/dev/null | grep -q RRSIG; do sleep 0.5; kill -0 "$SRV"; done
+  echo "knot: signed and serving $(echo "$(date +%s.%N) - $t0" | bc) s after start, RSS $(rss_mb "$SRV") MB"
+  sleep 5
+  lat idle-knot 15; wait $!; cat "$WORK/lat-idle-knot"
+  before=$(serial)
+  cp "$WORK/changed.zone" "$D/be.zone"
+  lat reload-knot 30; LP=$!
+  sleep 3
+  t0=$(date +%s.%N)
+  knotc -c "$D/knot.conf" zone-reload be. >/dev/null
+  until [ "$(serial)" != "$before" ]; do sleep 0.01; done
+  t2=$(date +%s.%N)
+  wait "$LP"
+  echo "knot reload: new serial answering after $(echo "$t2 - $t0" | bc) s; RSS max $(hwm_mb "$SRV") MB"
+  cat "$WORK/lat-reload-knot"
+  grep -i 'signing\|loaded\|zone file' "$D/log" | tail -4
+  kill "$SRV"; wait "$SRV" || true
+fi
+rm -rf "$WORK"
