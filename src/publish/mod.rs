@@ -273,15 +273,45 @@ impl State {
 
     /// The source content of a shard: what is served plus what suppressions withdrew.
     fn source(&self, zone: &Zone, id: ShardId) -> Content {
+        let mine: Vec<&Vec<u8>> = self
+            .withheld
+            .keys()
+            .filter(|d| self.shard_of_key(d) == id)
+            .collect();
+        self.source_with(zone, id, &mine)
+    }
+
+    /// The suppressed domains that withhold something in the given shards:
+    /// found in one pass for a change that rebuilds many shards, instead of one
+    /// pass per shard.
+    fn withheld_by_shard<'a>(
+        &self,
+        shards: impl IntoIterator<Item = &'a ShardId>,
+    ) -> HashMap<ShardId, Vec<&Vec<u8>>> {
+        let mut by: HashMap<ShardId, Vec<&Vec<u8>>> =
+            shards.into_iter().map(|id| (*id, Vec::new())).collect();
+        if by.is_empty() || self.withheld.is_empty() {
+            return by;
+        }
+        for d in self.withheld.keys() {
+            if let Some(v) = by.get_mut(&self.shard_of_key(d)) {
+                v.push(d);
+            }
+        }
+        by
+    }
+
+    /// [`State::source`], given the suppressed domains of shard `id` that withhold something.
+    fn source_with(&self, zone: &Zone, id: ShardId, mine: &[&Vec<u8>]) -> Content {
         let sh = match id {
             None => zone.apex_shard(),
             Some(i) => zone.shard(i),
         };
         let mut c = decode(&sh.data);
-        for (d, w) in &self.withheld {
-            if self.shard_of_key(d) != id {
+        for d in mine {
+            let Some(w) = self.withheld.get(*d) else {
                 continue;
-            }
+            };
             for (k, sets) in w {
                 let e = c.entry(k.clone()).or_default();
                 for s in sets {
@@ -306,18 +336,15 @@ impl State {
 
     /// Withdraw suppressed delegations from a shard's source content.
     /// Returns the content to serve and what was withheld per suppressed domain.
+    /// `mine`: the suppressed domains whose shard this is.
     fn filter(
         &self,
         source: &Content,
-        id: ShardId,
+        mine: &[&Vec<u8>],
         active: &BTreeSet<Vec<u8>>,
     ) -> (Content, HashMap<Vec<u8>, Content>) {
         let mut out = source.clone();
         let mut withheld: HashMap<Vec<u8>, Content> = HashMap::new();
-        let mine: Vec<&Vec<u8>> = active
-            .iter()
-            .filter(|d| self.shard_of_key(d) == id)
-            .collect();
         if mine.is_empty() {
             return (out, withheld);
         }
@@ -343,7 +370,7 @@ impl State {
                 continue;
             }
             let mut w = Content::new();
-            for (k, sets) in source.range(d.clone()..) {
+            for (k, sets) in source.range((*d).clone()..) {
                 if !key_at_or_below(k, d) {
                     break;
                 }
@@ -371,14 +398,55 @@ impl State {
                     out.insert(k.clone(), keep);
                 }
             }
-            withheld.insert(d.clone(), w);
+            withheld.insert((*d).clone(), w);
         }
         (out, withheld)
     }
 }
 
+/// Every shard id of a zone: the apex shard, then the numbered ones.
+fn all_shards() -> Vec<ShardId> {
+    std::iter::once(None)
+        .chain((0..zone::SHARDS).map(Some))
+        .collect()
+}
+
 /// A domain an operator may suppress in this zone, checked against the source data.
 fn check_suppressible(zone: &Zone, st: &State, wire: &[u8]) -> Result<Vec<u8>, ChangeError> {
+    check_suppressible_with(zone, st, wire, &mut None)
+}
+
+/// [`check_suppressible`] for many domains: the results in their order, each
+/// shard's source data read once (a bulk add of 100,000 names would otherwise
+/// decode a shard per name).
+fn check_all_suppressible(
+    zone: &Zone,
+    st: &State,
+    names: &[&[u8]],
+) -> Vec<Result<Vec<u8>, ChangeError>> {
+    let mut order: Vec<(ShardId, usize)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (st.shard_of_key(&name::key_of(&name::to_lowercase(n))), i))
+        .collect();
+    order.sort_unstable();
+    let mut out: Vec<Option<Result<Vec<u8>, ChangeError>>> = vec![None; names.len()];
+    let mut cache = None;
+    for (_, i) in order {
+        out[i] = Some(check_suppressible_with(zone, st, names[i], &mut cache));
+    }
+    out.into_iter()
+        .map(|r| r.expect("every name was checked"))
+        .collect()
+}
+
+/// [`check_suppressible`], keeping the last shard's source data in `cache`.
+fn check_suppressible_with(
+    zone: &Zone,
+    st: &State,
+    wire: &[u8],
+    cache: &mut Option<(ShardId, Content)>,
+) -> Result<Vec<u8>, ChangeError> {
     let bad = |m: String| Err(ChangeError::BadInput(m));
     let wire = name::to_lowercase(wire);
     if !name::is_at_or_below(&wire, zone.origin()) {
@@ -393,7 +461,10 @@ fn check_suppressible(zone: &Zone, st: &State, wire: &[u8]) -> Result<Vec<u8>, C
     }
     let key = name::key_of(&wire);
     let id = st.shard_of_key(&key);
-    let src = st.source(zone, id);
+    if cache.as_ref().is_none_or(|(c, _)| *c != id) {
+        *cache = Some((id, st.source(zone, id)));
+    }
+    let src = &cache.as_ref().expect("just filled").1;
     let mut k = Key::new();
     k.set(&wire);
     for labels in st.ol + 1..k.labels() {
@@ -727,15 +798,16 @@ impl Publisher {
             c => (c, Vec::new()),
         };
         let mut found = WatchFound::default();
-        let before = st.in_force.clone();
         let mut list = st.list.clone();
         let mut edits: Vec<NameEdit> = Vec::new();
         let mut removal_reason = String::new();
         match &change {
             Change::Suppress { entries } => {
                 let mut seen = BTreeSet::new();
-                for e in entries {
-                    let wire = check_suppressible(&cur.zone, st, &e.name)?;
+                let names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
+                let checked = check_all_suppressible(&cur.zone, st, &names);
+                for (e, wire) in entries.iter().zip(checked) {
+                    let wire = wire?;
                     if e.reason.trim().is_empty() || e.case.trim().is_empty() {
                         return Err(ChangeError::BadInput(format!(
                             "{}: a reason and a case id are required",
@@ -785,8 +857,10 @@ impl Publisher {
             }
             Change::ReplaceList { entries } => {
                 let mut new = BTreeMap::new();
-                for e in entries {
-                    let wire = check_suppressible(&cur.zone, st, &e.name)?;
+                let names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
+                let checked = check_all_suppressible(&cur.zone, st, &names);
+                for (e, wire) in entries.iter().zip(checked) {
+                    let wire = wire?;
                     let key = name::key_of(&wire);
                     let mut e = e.clone();
                     e.name = wire;
@@ -825,8 +899,8 @@ impl Publisher {
             .filter(|(_, s)| s.active(now))
             .map(|(k, _)| k.clone())
             .collect();
-        let added: Vec<Vec<u8>> = after.difference(&before).cloned().collect();
-        let removed: Vec<Vec<u8>> = before.difference(&after).cloned().collect();
+        let added: Vec<Vec<u8>> = after.difference(&st.in_force).cloned().collect();
+        let removed: Vec<Vec<u8>> = st.in_force.difference(&after).cloned().collect();
         if edits.is_empty() && added.is_empty() && removed.is_empty() && list == st.list {
             return Err(ChangeError::Unchanged);
         }
@@ -1017,9 +1091,16 @@ impl Publisher {
             .retain(|d, _| !affected.contains(&shard_id(d, ol)));
         st.withheld.extend(withheld);
         let origin = st.origin.clone();
-        for id in &affected {
-            let src = st.source(&snap.zone, *id);
-            st.remote.set_shard(*id, &src, &origin, ol);
+        let mut sources = Vec::with_capacity(affected.len());
+        {
+            let by = st.withheld_by_shard(affected.iter());
+            for id in &affected {
+                let held = by.get(id).map_or(&[][..], |v| v.as_slice());
+                sources.push((*id, st.source_with(&snap.zone, *id, held)));
+            }
+        }
+        for (id, src) in sources {
+            st.remote.set_shard(id, &src, &origin, ol);
         }
         self.publish(snap);
         if !found.hits.is_empty() {
@@ -1142,7 +1223,14 @@ fn edit_list(
 ) -> Result<(), ChangeError> {
     let mut conflicts = Vec::new();
     let mut seen = BTreeSet::new();
+    // Every entry an edit puts in force is checked; all at once, shard by shard.
+    let afters: Vec<&[u8]> = steps
+        .iter()
+        .map(|s| s.after.as_ref().map_or(&s.name[..], |a| &a.name[..]))
+        .collect();
+    let mut checked = check_all_suppressible(zone, st, &afters).into_iter();
     for step in steps {
+        let pre = checked.next().expect("one result per step");
         let wire = name::to_lowercase(&step.name);
         let key = name::key_of(&wire);
         if !seen.insert(key.clone()) {
@@ -1161,7 +1249,7 @@ fn edit_list(
         }
         match &step.after {
             Some(a) => {
-                let w = check_suppressible(zone, st, &a.name)?;
+                let w = pre?;
                 if w != wire {
                     return Err(ChangeError::BadInput(format!(
                         "{}: the entry names another domain",
@@ -1216,6 +1304,10 @@ fn write_list_file<'a>(
 /// rebuilt shards, and how many signatures were made.
 type Built = (Snapshot, HashMap<Vec<u8>, Content>, usize);
 
+/// One shard made ready for the next version: its id, what it will serve, and
+/// what suppressions withhold from it.
+type Prepared = (ShardId, Content, HashMap<Vec<u8>, Content>);
+
 /// Build the next snapshot: rebuild `affected` shards from source data with
 /// `edits` applied, withdraw the `active` suppressions, set the serial.
 #[allow(clippy::too_many_arguments)]
@@ -1231,13 +1323,26 @@ fn build_next(
 ) -> Result<Built, ChangeError> {
     let mut contents = Vec::new();
     let mut withheld_all = HashMap::new();
-    for &id in affected {
-        let mut src = st.source(zone, id);
-        for e in edits
-            .iter()
-            .filter(|e| st.shard_of_key(&name::key_of(&e.name)) == id)
-        {
-            let k = name::key_of(&e.name);
+    // Edits and suppressions by shard, found once: a change of 100,000 names
+    // touches every shard, and looking through all of them per shard is quadratic.
+    let mut edits_by: HashMap<ShardId, Vec<(Vec<u8>, &NameEdit)>> = HashMap::new();
+    for e in edits {
+        let k = name::key_of(&e.name);
+        edits_by
+            .entry(st.shard_of_key(&k))
+            .or_default()
+            .push((k, e));
+    }
+    let mut active_by: HashMap<ShardId, Vec<&Vec<u8>>> = HashMap::new();
+    for d in active {
+        active_by.entry(st.shard_of_key(d)).or_default().push(d);
+    }
+    let withheld_by = st.withheld_by_shard(affected.iter());
+    // One shard's source data with the edits applied and the suppressions withdrawn.
+    let one = |id: ShardId| -> Prepared {
+        let held = withheld_by.get(&id).map_or(&[][..], |v| v.as_slice());
+        let mut src = st.source_with(zone, id, held);
+        for (k, e) in edits_by.get(&id).map_or(&[][..], |v| v.as_slice()) {
             let entry = src.entry(k.clone()).or_default();
             if e.replace_all {
                 entry.clear();
@@ -1250,10 +1355,11 @@ fn build_next(
             }
             entry.sort_by_key(|s| s.rtype);
             if entry.is_empty() {
-                src.remove(&k);
+                src.remove(k);
             }
         }
-        let (mut published, withheld) = st.filter(&src, id, active);
+        let mine = active_by.get(&id).map_or(&[][..], |v| v.as_slice());
+        let (mut published, withheld) = st.filter(&src, mine, active);
         if id.is_none() {
             let apex_key = name::key_of(&st.origin);
             if let Some(sets) = published.get_mut(&apex_key) {
@@ -1264,6 +1370,40 @@ fn build_next(
                 }
             }
         }
+        (id, published, withheld)
+    };
+    let ids: Vec<ShardId> = affected.iter().copied().collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(ids.len() / 64 + 1);
+    // A change of many names (a bulk suppression, a large reload) prepares its
+    // shards on every core; a small one on this thread.
+    let mut done: Vec<(usize, Prepared)> = if threads <= 1 {
+        ids.iter().map(|&id| one(id)).enumerate().collect()
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&id) = ids.get(i) else {
+                    return out;
+                };
+                out.push((i, one(id)));
+            }
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            let mut all = work();
+            for h in handles {
+                all.extend(h.join().expect("a shard preparation thread panicked"));
+            }
+            all
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    for (_, (id, published, withheld)) in done {
         withheld_all.extend(withheld);
         contents.push((id, published));
     }

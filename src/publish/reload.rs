@@ -12,12 +12,11 @@
 //! more than a configured share of the delegations is refused unless forced.
 
 use super::change::{Change, ChangeError, EditSource, NameEdit, Outcome};
-use super::edit::{decode, Content, ShardId};
+use super::edit::{decode, Content};
 use super::{Mode, Publisher, State};
 use crate::name;
 use crate::wire::Rtype;
 use crate::zone::{self, Shard, Zone};
-use std::collections::BTreeSet;
 
 /// How a new zone is taken.
 #[derive(Clone, Debug)]
@@ -124,8 +123,7 @@ impl Publisher {
             )));
         }
         let ol = st.ol;
-        let suppressed_shards: BTreeSet<ShardId> =
-            st.withheld.keys().map(|d| st.shard_of_key(d)).collect();
+        let held_by = st.withheld_by_shard(super::all_shards().iter());
         let mut edits = Vec::new();
         let mut removed = 0usize;
         let total = cur.zone.stats().delegations
@@ -140,12 +138,13 @@ impl Publisher {
             };
             // Without suppressed domains, the served shard is the source data.
             if id.is_some()
-                && !suppressed_shards.contains(&id)
+                && held_by.get(&id).is_none_or(|v| v.is_empty())
                 && same_shard(&old.data, &fresh.data)
             {
                 continue;
             }
-            let src = st.source(&cur.zone, id);
+            let held = held_by.get(&id).map_or(&[][..], |v| v.as_slice());
+            let src = st.source_with(&cur.zone, id, held);
             let mut next = decode(&fresh.data);
             if id.is_none() {
                 // The SOA serial is the publisher's to set; compare the rest.

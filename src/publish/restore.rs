@@ -327,17 +327,16 @@ impl State {
         let origin = self.origin.clone();
         let ol = self.ol;
         let mut remote = RemoteUsers::default();
+        let mut by: HashMap<ShardId, Vec<&Content>> = HashMap::new();
+        for (d, c) in &self.withheld {
+            by.entry(shard_id(d, ol)).or_default().push(c);
+        }
         for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
             let sh = match id {
                 None => zone.apex_shard(),
                 Some(i) => zone.shard(i),
             };
-            let extra: Vec<&Content> = self
-                .withheld
-                .iter()
-                .filter(|(d, _)| shard_id(d, ol) == id)
-                .map(|(_, c)| c)
-                .collect();
+            let extra: Vec<&Content> = by.remove(&id).unwrap_or_default();
             remote.set_shard_from(id, &sh.data, &extra, &origin, ol);
         }
         self.remote = remote;
