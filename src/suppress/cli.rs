@@ -268,11 +268,19 @@ fn show_name(text: &str) -> String {
 }
 
 fn print_outcome(o: &Outcome) {
+    // A bulk change names its first domains; `belfry suppress list` has them all.
+    const SHOWN: usize = 20;
     let names = |v: &[String]| {
-        v.iter()
+        let mut s = v
+            .iter()
+            .take(SHOWN)
             .map(|d| show_name(d))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if v.len() > SHOWN {
+            s.push_str(&format!(" and {} more", v.len() - SHOWN));
+        }
+        s
     };
     println!("change {}: zone serial now {}", o.id, o.serial);
     if !o.added.is_empty() {
