@@ -303,6 +303,8 @@ impl State {
 
     /// [`State::source`], given the suppressed domains of shard `id` that withhold something.
     fn source_with(&self, zone: &Zone, id: ShardId, mine: &[&Vec<u8>]) -> Content {
+        #[cfg(test)]
+        tests::SOURCE_DECODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sh = match id {
             None => zone.apex_shard(),
             Some(i) => zone.shard(i),

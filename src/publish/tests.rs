@@ -3,6 +3,10 @@
 use super::*;
 use crate::wire::decode::{build_query, decode};
 
+/// Shards decoded into source data ([`State::source_with`]), by every test of this binary.
+pub(super) static SOURCE_DECODES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 fn n(s: &str) -> Vec<u8> {
     name::from_text(s, &[0]).unwrap()
 }
@@ -283,4 +287,68 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
     assert!(a == b, "restored version differs: {only_a:?} vs {only_b:?}");
     assert_eq!(ask(&q, "www.hopping.be.", Rtype::A).rcode, 3);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bulk_suppression_decodes_each_shard_a_bounded_number_of_times() {
+    // 40,000 delegations: about ten a shard. Checking the names one by one used
+    // to decode a shard per name, and rebuilding looked through every
+    // suppression per shard: a 100,000-name bulk add took over a minute.
+    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+    let f = std::path::Path::new("bulk.zone");
+    let mut soa = n("a.nsset.be.");
+    soa.extend_from_slice(&n("tech.dns.be."));
+    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
+        soa.extend_from_slice(&v.to_be_bytes());
+    }
+    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
+    b.add(&n("be."), 1, Rtype::NS.0, 3600, &n("a.nsset.be."), f, 2)
+        .unwrap();
+    let count = 40_000;
+    for i in 0..count {
+        b.add(
+            &n(&format!("d{i}.be.")),
+            1,
+            Rtype::NS.0,
+            3600,
+            &n("ns1.example.net."),
+            f,
+            3 + i,
+        )
+        .unwrap();
+    }
+    let zone = b.finish().unwrap();
+    let serial = zone.serial();
+    let p = Publisher::new(
+        zone,
+        None,
+        Vec::new(),
+        serial,
+        Settings::default(),
+        Sinks::default(),
+    )
+    .unwrap();
+    let entries: Vec<Suppression> = (0..count)
+        .map(|i| Suppression {
+            name: n(&format!("d{i}.be.")),
+            reason: "bulk".into(),
+            case: "B-1".into(),
+            added_by: "t".into(),
+            added_at: now_secs(),
+            expires: None,
+            ede: crate::suppress::EdeKind::Blocked,
+        })
+        .collect();
+    let before = SOURCE_DECODES.load(std::sync::atomic::Ordering::Relaxed);
+    let o = p.apply(Change::Suppress { entries }, "t", None).unwrap();
+    let decodes = SOURCE_DECODES.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert_eq!(o.added.len(), count);
+    assert_eq!(ask(&p, "www.d123.be.", Rtype::A).rcode, 3);
+    // Checking, rebuilding and the NS-target index: each shard a few times at most
+    // (other tests of this binary may decode meanwhile; they decode few).
+    let shards = crate::zone::SHARDS + 1;
+    assert!(
+        decodes <= 4 * shards,
+        "{decodes} shard decodes for {count} names in {shards} shards"
+    );
 }
