@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Server CPU per query of two belfry builds on the bench zone, signed, DO=1 on every query (the
 # harness mix), runs interleaved: the "no measurable change" check of a change to the query path.
-# Usage: contrib/bench/compare_builds.sh OLD_BIN NEW_BIN [ROUNDS]
+# Usage: [ORDER='new old'] contrib/bench/compare_builds.sh OLD_BIN NEW_BIN [ROUNDS]
 # Each server: one UDP worker pinned to CPU 0, dnsperf on CPU 1, measured once every RRset is signed.
 # Loopback only (127.0.0.1:5420); stopped by PID.
 set -euo pipefail
@@ -13,12 +13,31 @@ SRV=""
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
 "$NEW" keygen --zone be. --role csk --dir "$WORK/keys" >/dev/null
 KEY=$(ls "$WORK"/keys/*.pkcs8.pem)
+# A build with RRL (on by default) needs loopback exempted, or it measures the limiter: such a build
+# is given this configuration (NEW_CONFIG=0 for one without a config file format for it).
+cat > "$WORK/new.toml" <<CONF
+[server]
+listen = ["127.0.0.1:$PORT"]
+workers = 1
+[rrl]
+exempt = ["127.0.0.0/8"]
+[zone]
+origin = "be."
+file = "$DATA/be-$N.zone"
+[dnssec]
+enabled = true
+key_dir = "$WORK/keys"
+CONF
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
 for r in $(seq "$ROUNDS"); do
-  for b in old new; do
-    bin=$OLD; [ "$b" = new ] && bin=$NEW
-    taskset -c 0 "$bin" serve --listen "127.0.0.1:$PORT" --threads 1 --zone "$DATA/be-$N.zone" \
-      --origin be. --key "$KEY" > "$WORK/$b.log" 2>&1 &
+  for b in ${ORDER:-old new}; do
+    if [ "$b" = new ] && [ "${NEW_CONFIG:-1}" = 1 ]; then
+      taskset -c 0 "$NEW" serve --config "$WORK/new.toml" > "$WORK/$b.log" 2>&1 &
+    else
+      bin=$OLD; [ "$b" = new ] && bin=$NEW
+      taskset -c 0 "$bin" serve --listen "127.0.0.1:$PORT" --threads 1 --zone "$DATA/be-$N.zone" \
+        --origin be. --key "$KEY" > "$WORK/$b.log" 2>&1 &
+    fi
     SRV=$!
     until grep -q 'signed [0-9]* RRsets' "$WORK/$b.log"; do sleep 1; kill -0 "$SRV"; done
     sleep 3

@@ -32,6 +32,18 @@ fn publisher(signed: bool) -> Publisher {
     .unwrap()
 }
 
+/// A publisher as a restart makes it from `p`'s checkpoint in `dir`, and the
+/// journal records after the checkpoint's serial (not yet replayed).
+fn restart(p: &Publisher, dir: &std::path::Path) -> (Publisher, Vec<journal::Entry>) {
+    let signer = p.snapshot_full().dnssec.as_ref().unwrap().signer.clone();
+    let r = checkpoint::read(&dir.join("checkpoint"), b"\x02be\x00", Some(signer)).unwrap();
+    let cserial = r.header.serial;
+    let q = Publisher::from_checkpoint(r, Settings::default(), Sinks::default()).unwrap();
+    let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
+    let entries = j.entries_from(cserial).unwrap().unwrap();
+    (q, entries)
+}
+
 fn ask(p: &Publisher, name: &str, t: Rtype) -> crate::wire::decode::Message {
     let mut out = Vec::new();
     let snap = p.snapshot();
@@ -155,12 +167,7 @@ fn every_change_is_journaled_and_replays_to_the_same_version() {
     .unwrap();
     let before = p.snapshot_full();
     // Restart: the checkpoint and the journal give back the same records and signatures.
-    let signer = before.dnssec.as_ref().unwrap().signer.clone();
-    let r = checkpoint::read(&dir.join("checkpoint"), b"\x02be\x00", Some(signer)).unwrap();
-    let cserial = r.header.serial;
-    let q = Publisher::from_checkpoint(r, Settings::default(), Sinks::default()).unwrap();
-    let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
-    let entries = j.entries_from(cserial).unwrap().unwrap();
+    let (q, entries) = restart(&p, &dir);
     assert_eq!(entries.len(), 3);
     q.replay(entries).unwrap();
     let after = q.snapshot_full();
@@ -263,12 +270,7 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
     // The journal holds the edit with its suppression; a restart without any watch
     // list gives back the same version.
     let before = p.snapshot_full();
-    let signer = before.dnssec.as_ref().unwrap().signer.clone();
-    let r = checkpoint::read(&dir.join("checkpoint"), b"\x02be\x00", Some(signer)).unwrap();
-    let cserial = r.header.serial;
-    let q = Publisher::from_checkpoint(r, Settings::default(), Sinks::default()).unwrap();
-    let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
-    let entries = j.entries_from(cserial).unwrap().unwrap();
+    let (q, entries) = restart(&p, &dir);
     assert_eq!(entries.len(), 1);
     assert!(matches!(entries[0].change, Change::Watched { .. }));
     q.replay(entries).unwrap();
