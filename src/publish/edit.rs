@@ -32,6 +32,32 @@ pub struct RecSet {
     pub rdatas: Vec<Vec<u8>>,
 }
 
+impl RecSet {
+    /// Add a record to the RRset of its type in `sets` (made when missing): the
+    /// record's TTL becomes the RRset's (RFC 2181 §5.2), an RDATA already there
+    /// is not added twice.
+    pub fn add_to(
+        sets: &mut BTreeMap<u16, RecSet>,
+        rtype: crate::wire::Rtype,
+        ttl: u32,
+        rdata: &[u8],
+    ) {
+        let s = sets.entry(rtype.0).or_insert_with(|| RecSet {
+            rtype: rtype.0,
+            ttl,
+            rdatas: Vec::new(),
+        });
+        s.ttl = ttl;
+        if !s
+            .rdatas
+            .iter()
+            .any(|x| crate::wire::message::rdata_eq(rtype, x, rdata))
+        {
+            s.rdatas.push(rdata.to_vec());
+        }
+    }
+}
+
 /// What a shard holds: canonical key of each name → its RRsets, sorted by type.
 pub type Content = BTreeMap<Vec<u8>, Vec<RecSet>>;
 

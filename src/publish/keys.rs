@@ -22,7 +22,7 @@
 
 use super::change::{Change, ChangeError, NameEdit, Outcome};
 use super::edit::{RecSet, ShardId};
-use super::{build_next, diff, journal, now_secs, record_journal, Mode, Publisher, State};
+use super::{build_apex, diff, journal, now_secs, record_journal, Mode, Publisher, State};
 use crate::dnssec::lifecycle::KeySet;
 use crate::dnssec::{ApexSigs, Dnssec, SigSet, Signer, Slot};
 use crate::handler::Snapshot;
@@ -429,19 +429,7 @@ fn set_keys(
         }),
         nsec3_ttl: d.nsec3_ttl,
     };
-    let mut affected = BTreeSet::new();
-    affected.insert(None);
-    let in_force = st.in_force.clone();
-    let (snap, withheld, _) = build_next(
-        st,
-        &cur.zone,
-        Some(&next_d),
-        &affected,
-        &edits,
-        &in_force,
-        serial,
-        hints,
-    )?;
+    let (snap, withheld, _) = build_apex(st, &cur.zone, Some(&next_d), &edits, serial, hints)?;
     let nd = snap
         .dnssec
         .as_deref()
@@ -523,19 +511,7 @@ fn resign(
     }
     let now = now_secs();
     let serial = st.settings.serial_policy.next(cur.serial, now);
-    let mut apex_only = BTreeSet::new();
-    apex_only.insert(None);
-    let in_force = st.in_force.clone();
-    let (snap0, _, _) = build_next(
-        st,
-        &cur.zone,
-        Some(d),
-        &apex_only,
-        &[],
-        &in_force,
-        serial,
-        None,
-    )?;
+    let (snap0, _, _) = build_apex(st, &cur.zone, Some(d), &[], serial, None)?;
     let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
     let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
     let mut made = 0usize;

@@ -1306,6 +1306,29 @@ fn write_list_file<'a>(
 /// rebuilt shards, and how many signatures were made.
 type Built = (Snapshot, HashMap<Vec<u8>, Content>, usize);
 
+/// The next version with only the apex shard rebuilt (the new SOA serial, the
+/// suppressions in force as they are), for changes that then replace signatures.
+fn build_apex(
+    st: &State,
+    zone: &Zone,
+    dnssec: Option<&Dnssec>,
+    edits: &[NameEdit],
+    serial: u32,
+    hints: Option<&edit::Hints>,
+) -> Result<Built, ChangeError> {
+    let apex_only: BTreeSet<ShardId> = std::iter::once(None).collect();
+    build_next(
+        st,
+        zone,
+        dnssec,
+        &apex_only,
+        edits,
+        &st.in_force,
+        serial,
+        hints,
+    )
+}
+
 /// One shard made ready for the next version: its id, what it will serve, and
 /// what suppressions withhold from it.
 type Prepared = (ShardId, Content, HashMap<Vec<u8>, Content>);
@@ -1335,9 +1358,12 @@ fn build_next(
             .or_default()
             .push((k, e));
     }
-    let mut active_by: HashMap<ShardId, Vec<&Vec<u8>>> = HashMap::new();
+    let mut active_by: HashMap<ShardId, Vec<&Vec<u8>>> =
+        affected.iter().map(|id| (*id, Vec::new())).collect();
     for d in active {
-        active_by.entry(st.shard_of_key(d)).or_default().push(d);
+        if let Some(v) = active_by.get_mut(&st.shard_of_key(d)) {
+            v.push(d);
+        }
     }
     let withheld_by = st.withheld_by_shard(affected.iter());
     // One shard's source data with the edits applied and the suppressions withdrawn.

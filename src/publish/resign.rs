@@ -58,19 +58,7 @@ impl Publisher {
         }
         let now = now_secs();
         let serial = st.settings.serial_policy.next(cur.serial, now);
-        let mut apex_only = BTreeSet::new();
-        apex_only.insert(None);
-        let in_force = st.in_force.clone();
-        let (snap0, _, made0) = build_next(
-            st,
-            &cur.zone,
-            Some(d),
-            &apex_only,
-            &[],
-            &in_force,
-            serial,
-            None,
-        )?;
+        let (snap0, _, made0) = build_apex(st, &cur.zone, Some(d), &[], serial, None)?;
         let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
         let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
         let mut signed = made0;

@@ -229,19 +229,7 @@ impl Publisher {
         hints: &edit::Hints,
     ) -> Result<Outcome, ChangeError> {
         let d = cur.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
-        let mut apex_only = BTreeSet::new();
-        apex_only.insert(None);
-        let in_force = st.in_force.clone();
-        let (snap0, _, _) = build_next(
-            st,
-            &cur.zone,
-            Some(d),
-            &apex_only,
-            &[],
-            &in_force,
-            serial,
-            Some(hints),
-        )?;
+        let (snap0, _, _) = build_apex(st, &cur.zone, Some(d), &[], serial, Some(hints))?;
         let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
         // Zone RRsets: group the hints by shard.
         type Hint = (Vec<u8>, u16, Arc<crate::dnssec::SigSet>);

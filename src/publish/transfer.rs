@@ -94,19 +94,7 @@ impl Publisher {
             for r in &d.added {
                 let k = touch(&r.owner, &mut work)?;
                 if let Some((_, sets)) = work.get_mut(&k) {
-                    let s = sets.entry(r.rtype.0).or_insert_with(|| RecSet {
-                        rtype: r.rtype.0,
-                        ttl: r.ttl,
-                        rdatas: Vec::new(),
-                    });
-                    s.ttl = r.ttl;
-                    if !s
-                        .rdatas
-                        .iter()
-                        .any(|x| crate::wire::message::rdata_eq(r.rtype, x, &r.rdata))
-                    {
-                        s.rdatas.push(r.rdata.clone());
-                    }
+                    RecSet::add_to(sets, r.rtype, r.ttl, &r.rdata);
                 }
             }
         }

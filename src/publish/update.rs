@@ -91,20 +91,8 @@ impl Publisher {
                 .iter()
                 .filter(|r| name::eq_ignore_case(&r.owner, &owner))
             {
-                let s = sets.entry(r.rtype.0).or_insert_with(|| RecSet {
-                    rtype: r.rtype.0,
-                    ttl: r.ttl,
-                    rdatas: Vec::new(),
-                });
                 // RFC 2181 §5.2: one TTL per RRset; the update's TTL wins.
-                s.ttl = r.ttl;
-                if !s
-                    .rdatas
-                    .iter()
-                    .any(|x| crate::wire::message::rdata_eq(r.rtype, x, &r.rdata))
-                {
-                    s.rdatas.push(r.rdata.clone());
-                }
+                RecSet::add_to(&mut sets, r.rtype, r.ttl, &r.rdata);
             }
             edits.push(NameEdit {
                 name: owner,
