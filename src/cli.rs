@@ -599,6 +599,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     if publisher.write_list_file_if_missing()? {
         tracing::info!("wrote the suppression list file (it was missing)");
     }
+    match publisher.write_list_file_if_behind() {
+        Ok(Some(was)) => tracing::warn!(
+            "the suppression list file was at serial {was}, behind the journal: rewritten \
+             at serial {} (the old one is kept as .prev)",
+            publisher.snapshot().serial
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!("the suppression list file could not be brought up to date: {e}"),
+    }
     let handler_cfg = HandlerConfig {
         max_udp_payload: cfg.server.max_udp_payload,
         identity: cfg.server.identity.clone(),
@@ -767,6 +776,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     svc.stop();
     server.shutdown();
     server.wait();
+    if let Err(e) = publisher.flush_list_file(Duration::from_secs(30)) {
+        tracing::error!("suppression list file: {e}");
+    }
     if let Some(t) = svc.dnstap() {
         // What is queued goes out, then STOP; the collector closes its file.
         t.shutdown();

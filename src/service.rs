@@ -765,12 +765,8 @@ fn maintenance(svc: &Service, presign: bool) {
         }
         // Lift suppressions whose time has come.
         let now = publish::now_secs();
-        let (_, list) = svc.publisher.list();
-        let due: Vec<Vec<u8>> = list
-            .iter()
-            .filter(|s| s.expires.is_some_and(|t| t <= now))
-            .map(|s| s.name.clone())
-            .collect();
+        // Found in the expiry index (no pass over the list).
+        let due = svc.publisher.due_to_expire(now);
         if !due.is_empty() {
             match svc
                 .publisher

@@ -180,7 +180,7 @@ fn unbound_gets_nxdomain_then_the_delegation_back() {
 fn bad_input_changes_nothing() {
     let s = Server::start("bad", Opts::default());
     add(&s, &["secure.be."]);
-    let list_before = std::fs::read_to_string(s.dir.0.join("suppressions.toml")).unwrap();
+    let list_before = s.list_file();
     for (args, want) in [
         (
             vec!["add", "a..be.", "--reason", "r", "--case", "c"],
@@ -215,10 +215,7 @@ fn bad_input_changes_nothing() {
     // All or nothing: x.be. was not added by the failed bulk change.
     assert_eq!(status(&s.dig("x.be A")), "NXDOMAIN");
     assert!(!s.dig("x.be A").contains("EDE"));
-    assert_eq!(
-        std::fs::read_to_string(s.dir.0.join("suppressions.toml")).unwrap(),
-        list_before
-    );
+    assert_eq!(s.list_file(), list_before);
     // Missing and wrong tokens: 401 and an audit line.
     assert_eq!(s.api("GET", "/v1/suppressions", None, None).0, 401);
     assert_eq!(
@@ -234,7 +231,7 @@ fn bad_input_changes_nothing() {
     let audit = std::fs::read_to_string(s.dir.0.join("audit.log")).unwrap();
     assert_eq!(audit.matches("auth-failed").count(), 2, "{audit}");
     // A broken hand edit is rejected; the list in force stays.
-    let written = std::fs::read_to_string(s.dir.0.join("suppressions.toml")).unwrap();
+    let written = s.list_file();
     std::fs::write(
         s.dir.0.join("suppressions.toml"),
         "[[suppression]]\ndomain = \"insecure.be.\"\nreason = 5\n",

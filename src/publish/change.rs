@@ -9,6 +9,10 @@ use super::edit::RecSet;
 use crate::suppress::EdeKind;
 use serde::{Deserialize, Serialize};
 
+/// The suppression list: entries by the key of their domain, in a persistent
+/// map (copies share structure; see [`imbl::OrdMap`]).
+pub type List = imbl::OrdMap<Vec<u8>, Suppression>;
+
 /// One suppression (Revoke+ / serverHold) as the publisher keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppression {

@@ -429,7 +429,15 @@ fn set_keys(
         }),
         nsec3_ttl: d.nsec3_ttl,
     };
-    let (snap, withheld, _) = build_apex(st, &cur.zone, Some(&next_d), &edits, serial, hints)?;
+    let (snap, withheld, _) = build_apex(
+        st,
+        &cur.zone,
+        Some(&next_d),
+        &cur.suppressions,
+        &edits,
+        serial,
+        hints,
+    )?;
     let nd = snap
         .dnssec
         .as_deref()
@@ -511,7 +519,7 @@ fn resign(
     }
     let now = now_secs();
     let serial = st.settings.serial_policy.next(cur.serial, now);
-    let (snap0, _, _) = build_apex(st, &cur.zone, Some(d), &[], serial, None)?;
+    let (snap0, _, _) = build_apex(st, &cur.zone, Some(d), &cur.suppressions, &[], serial, None)?;
     let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
     let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
     let mut made = 0usize;
@@ -688,8 +696,7 @@ fn commit(
         st.next_id += 1;
     }
     let ol = st.ol;
-    st.withheld.retain(|d, _| super::shard_id(d, ol).is_some());
-    st.withheld.extend(withheld);
+    st.withheld.replace([None].iter(), withheld);
     let origin = st.origin.clone();
     let src = st.source(&next.zone, None);
     st.remote.set_shard(None, &src, &origin, ol);

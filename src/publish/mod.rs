@@ -22,6 +22,7 @@ pub mod change;
 pub mod checkpoint;
 pub mod diff;
 pub mod edit;
+mod inforce;
 pub mod journal;
 pub mod keys;
 pub mod reload;
@@ -39,8 +40,9 @@ use crate::suppress::{Effect, Suppressions};
 use crate::wire::Rtype;
 use crate::zone::{self, Zone};
 use arc_swap::ArcSwap;
-use change::{Change, ChangeError, EditSource, NameEdit, Outcome, Suppression};
+use change::{Change, ChangeError, EditSource, List, NameEdit, Outcome, Suppression};
 use edit::{decode, shard_id, Content, RecSet, ShardId};
+use inforce::{InForce, Withheld};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -198,15 +200,21 @@ struct State {
     origin: Vec<u8>,
     ol: usize,
     settings: Settings,
-    /// Every suppression entry, by the key of its domain.
-    list: BTreeMap<Vec<u8>, Suppression>,
+    /// Every suppression entry, by the key of its domain (a persistent map: a
+    /// change works on an O(1) copy and finds what it changed by a diff that
+    /// skips what the two versions share).
+    list: List,
+    /// The entries with an expiry time, by that time.
+    expiring: BTreeSet<(u64, Vec<u8>)>,
     /// The suppressions the served version withdraws (by key).
-    in_force: BTreeSet<Vec<u8>>,
+    in_force: InForce,
     /// What suppressions withdraw from the zone, by the key of the suppressed domain.
-    withheld: HashMap<Vec<u8>, Content>,
+    withheld: Withheld,
     remote: RemoteUsers,
     next_id: u64,
     sinks: Sinks,
+    /// Writes the list file in the background (made when a journal holds the list).
+    list_writer: Option<Arc<crate::suppress::list::FileWriter>>,
     /// Outcomes of the last changes, by id (a client that gave up can ask).
     recent: std::collections::VecDeque<(u64, Result<Outcome, String>)>,
     /// The zone file the source data comes from.
@@ -259,12 +267,63 @@ pub fn now_secs() -> u64 {
 }
 
 impl State {
-    fn active_keys(&self, now: u64) -> BTreeSet<Vec<u8>> {
-        self.list
-            .iter()
-            .filter(|(_, s)| s.active(now))
-            .map(|(k, _)| k.clone())
+    /// The entries of the list in force at `now`.
+    fn active_keys(&self, now: u64) -> InForce {
+        InForce::from_keys(
+            self.ol,
+            self.list
+                .iter()
+                .filter(|(_, s)| s.active(now))
+                .map(|(k, _)| k.clone()),
+        )
+    }
+
+    /// Take `list` as the list, keeping the expiry index right (by a diff: only
+    /// the entries that changed are looked at).
+    fn set_list(&mut self, list: List) {
+        for d in self.list.diff(&list) {
+            let (old, new) = match d {
+                imbl::ordmap::DiffItem::Add(k, v) => (None, Some((k, v))),
+                imbl::ordmap::DiffItem::Remove(k, v) => (Some((k, v)), None),
+                imbl::ordmap::DiffItem::Update { old, new } => (Some(old), Some(new)),
+            };
+            if let Some((
+                k,
+                Suppression {
+                    expires: Some(t), ..
+                },
+            )) = old
+            {
+                self.expiring.remove(&(*t, k.clone()));
+            }
+            if let Some((
+                k,
+                Suppression {
+                    expires: Some(t), ..
+                },
+            )) = new
+            {
+                self.expiring.insert((*t, k.clone()));
+            }
+        }
+        self.list = list;
+    }
+
+    /// Entries in force whose expiry time has come by `now`.
+    fn due(&self, now: u64) -> Vec<Vec<u8>> {
+        self.expiring
+            .range(..(now.saturating_add(1), Vec::new()))
+            .filter(|(_, k)| self.in_force.contains(k))
+            .map(|(_, k)| k.clone())
             .collect()
+    }
+
+    /// What the query path needs of an entry.
+    fn effect(&self, e: &Suppression) -> Effect {
+        Effect {
+            code: e.ede.code(),
+            text: self.settings.ede_text.clone(),
+        }
     }
 
     fn shard_of_key(&self, key: &[u8]) -> ShardId {
@@ -273,36 +332,6 @@ impl State {
 
     /// The source content of a shard: what is served plus what suppressions withdrew.
     fn source(&self, zone: &Zone, id: ShardId) -> Content {
-        let mine: Vec<&Vec<u8>> = self
-            .withheld
-            .keys()
-            .filter(|d| self.shard_of_key(d) == id)
-            .collect();
-        self.source_with(zone, id, &mine)
-    }
-
-    /// The suppressed domains that withhold something in the given shards:
-    /// found in one pass for a change that rebuilds many shards, instead of one
-    /// pass per shard.
-    fn withheld_by_shard<'a>(
-        &self,
-        shards: impl IntoIterator<Item = &'a ShardId>,
-    ) -> HashMap<ShardId, Vec<&Vec<u8>>> {
-        let mut by: HashMap<ShardId, Vec<&Vec<u8>>> =
-            shards.into_iter().map(|id| (*id, Vec::new())).collect();
-        if by.is_empty() || self.withheld.is_empty() {
-            return by;
-        }
-        for d in self.withheld.keys() {
-            if let Some(v) = by.get_mut(&self.shard_of_key(d)) {
-                v.push(d);
-            }
-        }
-        by
-    }
-
-    /// [`State::source`], given the suppressed domains of shard `id` that withhold something.
-    fn source_with(&self, zone: &Zone, id: ShardId, mine: &[&Vec<u8>]) -> Content {
         #[cfg(test)]
         tests::SOURCE_DECODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sh = match id {
@@ -310,10 +339,7 @@ impl State {
             Some(i) => zone.shard(i),
         };
         let mut c = decode(&sh.data);
-        for d in mine {
-            let Some(w) = self.withheld.get(*d) else {
-                continue;
-            };
+        for (_, w) in self.withheld.shard(id) {
             for (k, sets) in w {
                 let e = c.entry(k.clone()).or_default();
                 for s in sets {
@@ -326,16 +352,6 @@ impl State {
         c
     }
 
-    /// Whether a name (key) is suppressed: it or an ancestor is in force.
-    fn is_suppressed(active: &BTreeSet<Vec<u8>>, key: &[u8]) -> bool {
-        if active.is_empty() {
-            return false;
-        }
-        key.iter()
-            .enumerate()
-            .any(|(i, &b)| b == 0 && active.contains(&key[..=i]))
-    }
-
     /// Withdraw suppressed delegations from a shard's source content.
     /// Returns the content to serve and what was withheld per suppressed domain.
     /// `mine`: the suppressed domains whose shard this is.
@@ -343,7 +359,7 @@ impl State {
         &self,
         source: &Content,
         mine: &[&Vec<u8>],
-        active: &BTreeSet<Vec<u8>>,
+        active: &InForce,
     ) -> (Content, HashMap<Vec<u8>, Content>) {
         let mut out = source.clone();
         let mut withheld: HashMap<Vec<u8>, Content> = HashMap::new();
@@ -353,7 +369,7 @@ impl State {
         // Host names (wire) used as NS targets by delegations that stay.
         let mut used_here: BTreeSet<Vec<u8>> = BTreeSet::new();
         for (k, sets) in source {
-            if Self::is_suppressed(active, k) {
+            if active.covers(k) {
                 continue;
             }
             if let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) {
@@ -382,9 +398,11 @@ impl State {
                     let is_addr = s.rtype == Rtype::A.0 || s.rtype == Rtype::AAAA.0;
                     let used = is_addr
                         && (used_here.contains(k)
-                            || self.remote.users.get(k).is_some_and(|us| {
-                                us.iter().any(|u| !Self::is_suppressed(active, u))
-                            }));
+                            || self
+                                .remote
+                                .users
+                                .get(k)
+                                .is_some_and(|us| us.iter().any(|u| !active.covers(u))));
                     if used {
                         keep.push(s.clone());
                     } else {
@@ -404,13 +422,6 @@ impl State {
         }
         (out, withheld)
     }
-}
-
-/// Every shard id of a zone: the apex shard, then the numbered ones.
-fn all_shards() -> Vec<ShardId> {
-    std::iter::once(None)
-        .chain((0..zone::SHARDS).map(Some))
-        .collect()
 }
 
 /// A domain an operator may suppress in this zone, checked against the source data.
@@ -514,10 +525,12 @@ impl Publisher {
             origin,
             ol,
             settings,
-            list: BTreeMap::new(),
-            in_force: BTreeSet::new(),
-            withheld: HashMap::new(),
+            list: List::new(),
+            expiring: BTreeSet::new(),
+            in_force: InForce::new(ol),
+            withheld: Withheld::new(ol),
             remote: RemoteUsers::default(),
+            list_writer: None,
             next_id: 1,
             sinks,
             recent: std::collections::VecDeque::new(),
@@ -525,9 +538,11 @@ impl Publisher {
             ixfr_floor: None,
             source_serial: None,
         };
-        for s in list {
-            st.list.insert(name::key_of(&s.name), s);
-        }
+        st.set_list(
+            list.into_iter()
+                .map(|s| (name::key_of(&s.name), s))
+                .collect(),
+        );
         st.build_remote(&zone);
         let zone = Arc::new(zone);
         let dnssec = dnssec.map(Arc::new);
@@ -538,12 +553,13 @@ impl Publisher {
         };
         let now = now_secs();
         let active = st.active_keys(now);
-        let mut affected: BTreeSet<ShardId> = active.iter().map(|k| st.shard_of_key(k)).collect();
+        let mut affected: BTreeSet<ShardId> = active.shards().collect();
         affected.insert(None);
         let (snap, withheld, _) = build_next(
             &st,
             &zone,
             dnssec.as_deref(),
+            &Suppressions::new(),
             &affected,
             &[],
             &active,
@@ -551,7 +567,7 @@ impl Publisher {
             None,
         )
         .map_err(|e| e.to_string())?;
-        st.withheld = withheld;
+        st.withheld = Withheld::from_map(ol, withheld);
         st.in_force = active;
         Ok(Publisher {
             current: ArcSwap::from_pointee(snap),
@@ -708,10 +724,31 @@ impl Publisher {
         Ok(report)
     }
 
-    /// The suppression list (every entry, in force or expired).
-    pub fn list(&self) -> (u32, Vec<Suppression>) {
+    /// The suppression list (every entry, in force or expired) and the served
+    /// serial. The list is a persistent map: this copy costs O(1).
+    pub fn list(&self) -> (u32, List) {
         let st = self.lock();
-        (self.snapshot().serial, st.list.values().cloned().collect())
+        (self.snapshot().serial, st.list.clone())
+    }
+
+    /// How many entries the list has.
+    pub fn list_len(&self) -> usize {
+        self.lock().list.len()
+    }
+
+    /// One entry of the list, by its domain (wire form, any case).
+    pub fn entry(&self, wire: &[u8]) -> Option<Suppression> {
+        let key = name::key_of(&name::to_lowercase(wire));
+        self.lock().list.get(&key).cloned()
+    }
+
+    /// Entries in force whose expiry time has come by `now` (their domains).
+    pub fn due_to_expire(&self, now: u64) -> Vec<Vec<u8>> {
+        let st = self.lock();
+        st.due(now)
+            .iter()
+            .filter_map(|k| st.list.get(k).map(|s| s.name.clone()))
+            .collect()
     }
 
     /// Check a domain for suppression (as `add` would), returning its lowercase wire form.
@@ -858,7 +895,7 @@ impl Publisher {
                 }
             }
             Change::ReplaceList { entries } => {
-                let mut new = BTreeMap::new();
+                let mut new = List::new();
                 let names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
                 let checked = check_all_suppressible(&cur.zone, st, &names);
                 for (e, wire) in entries.iter().zip(checked) {
@@ -896,14 +933,33 @@ impl Publisher {
                 return Err(ChangeError::Unchanged)
             }
         }
-        let after: BTreeSet<Vec<u8>> = list
-            .iter()
-            .filter(|(_, s)| s.active(now))
-            .map(|(k, _)| k.clone())
+        // What the change did to the list (a diff of the two versions that skips
+        // what they share), and the entries whose expiry time has come.
+        let touched: Vec<Vec<u8>> = st
+            .list
+            .diff(&list)
+            .map(|d| match d {
+                imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => {
+                    k.clone()
+                }
+                imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.clone(),
+            })
             .collect();
-        let added: Vec<Vec<u8>> = after.difference(&st.in_force).cloned().collect();
-        let removed: Vec<Vec<u8>> = st.in_force.difference(&after).cloned().collect();
-        if edits.is_empty() && added.is_empty() && removed.is_empty() && list == st.list {
+        let mut after = st.in_force.clone();
+        let mut added: Vec<Vec<u8>> = Vec::new();
+        let mut removed: Vec<Vec<u8>> = Vec::new();
+        for k in touched.iter().chain(st.due(now).iter()) {
+            if list.get(k).is_some_and(|s| s.active(now)) {
+                if after.insert(k.clone()) {
+                    added.push(k.clone());
+                }
+            } else if after.remove(k) {
+                removed.push(k.clone());
+            }
+        }
+        added.sort_unstable();
+        removed.sort_unstable();
+        if edits.is_empty() && added.is_empty() && removed.is_empty() && touched.is_empty() {
             return Err(ChangeError::Unchanged);
         }
         let mut affected: BTreeSet<ShardId> = BTreeSet::new();
@@ -937,6 +993,7 @@ impl Publisher {
                 st,
                 &cur.zone,
                 cur.dnssec.as_deref(),
+                &cur.suppressions,
                 &affected,
                 &edits,
                 &after,
@@ -1045,11 +1102,24 @@ impl Publisher {
             };
             record_journal(st, &entry)?;
         }
-        // The list file follows the list; if it cannot be written, the change is
-        // refused and its journal record taken back.
-        if new_list != st.list && live {
+        // The list file follows the list. With a journal (the record of the list),
+        // it is written in the background; without one, here, and if it cannot
+        // be written the change is refused.
+        if !touched.is_empty() && live && st.sinks.journal.is_some() {
             if let Some(p) = &st.sinks.list_file {
-                if let Err(e) = write_list_file(p, serial, new_list.values()) {
+                if st.list_writer.is_none() {
+                    match crate::suppress::list::FileWriter::new(p.clone()) {
+                        Ok(w) => st.list_writer = Some(Arc::new(w)),
+                        Err(e) => tracing::error!("cannot start the list file writer: {e}"),
+                    }
+                }
+                if let Some(w) = &st.list_writer {
+                    w.submit(serial, new_list.clone());
+                }
+            }
+        } else if !touched.is_empty() && live {
+            if let Some(p) = &st.sinks.list_file {
+                if let Err(e) = write_list_file(p, serial, &new_list) {
                     if let Some(j) = st.sinks.journal.as_mut() {
                         if let Err(x) = j.undo_last() {
                             tracing::error!("journal: {x}");
@@ -1070,7 +1140,7 @@ impl Publisher {
         }
         // Commit.
         st.next_id += 1;
-        st.list = new_list;
+        st.set_list(new_list);
         st.in_force = after;
         if let Change::Edit {
             fingerprint,
@@ -1089,18 +1159,12 @@ impl Publisher {
             }
         }
         let ol = st.ol;
-        st.withheld
-            .retain(|d, _| !affected.contains(&shard_id(d, ol)));
-        st.withheld.extend(withheld);
+        st.withheld.replace(affected.iter(), withheld);
         let origin = st.origin.clone();
-        let mut sources = Vec::with_capacity(affected.len());
-        {
-            let by = st.withheld_by_shard(affected.iter());
-            for id in &affected {
-                let held = by.get(id).map_or(&[][..], |v| v.as_slice());
-                sources.push((*id, st.source_with(&snap.zone, *id, held)));
-            }
-        }
+        let sources: Vec<(ShardId, Content)> = affected
+            .iter()
+            .map(|id| (*id, st.source(&snap.zone, *id)))
+            .collect();
         for (id, src) in sources {
             st.remote.set_shard(id, &src, &origin, ol);
         }
@@ -1135,7 +1199,7 @@ fn watch_edit(
     zone: &Zone,
     st: &State,
     edits: &[NameEdit],
-    list: &mut BTreeMap<Vec<u8>, Suppression>,
+    list: &mut List,
     now: u64,
     via: EditSource,
 ) -> WatchFound {
@@ -1219,7 +1283,7 @@ fn action_name(change: &Change, added: bool) -> &'static str {
 fn edit_list(
     zone: &Zone,
     st: &State,
-    list: &mut BTreeMap<Vec<u8>, Suppression>,
+    list: &mut List,
     steps: &[change::ListStep],
     _now: u64,
 ) -> Result<(), ChangeError> {
@@ -1287,19 +1351,8 @@ fn edit_list(
 }
 
 /// Write the list file atomically.
-fn write_list_file<'a>(
-    path: &std::path::Path,
-    serial: u32,
-    entries: impl Iterator<Item = &'a Suppression>,
-) -> Result<(), String> {
-    let list = crate::suppress::list::ListFile {
-        serial,
-        entries: entries
-            .map(crate::suppress::list::Entry::from_suppression)
-            .collect(),
-        ..Default::default()
-    };
-    crate::suppress::list::persist_owned(path, list)
+fn write_list_file(path: &std::path::Path, serial: u32, list: &List) -> Result<(), String> {
+    crate::suppress::list::persist_list(path, serial, list)
 }
 
 /// What [`build_next`] made: the snapshot, what suppressions withhold in the
@@ -1312,6 +1365,7 @@ fn build_apex(
     st: &State,
     zone: &Zone,
     dnssec: Option<&Dnssec>,
+    prev: &Suppressions,
     edits: &[NameEdit],
     serial: u32,
     hints: Option<&edit::Hints>,
@@ -1321,6 +1375,7 @@ fn build_apex(
         st,
         zone,
         dnssec,
+        prev,
         &apex_only,
         edits,
         &st.in_force,
@@ -1334,15 +1389,18 @@ fn build_apex(
 type Prepared = (ShardId, Content, HashMap<Vec<u8>, Content>);
 
 /// Build the next snapshot: rebuild `affected` shards from source data with
-/// `edits` applied, withdraw the `active` suppressions, set the serial.
+/// `edits` applied, withdraw the `active` suppressions, set the serial. The
+/// query-side set of suppressions is `prev` with the affected shards' names
+/// replaced.
 #[allow(clippy::too_many_arguments)]
 fn build_next(
     st: &State,
     zone: &Zone,
     dnssec: Option<&Dnssec>,
+    prev: &Suppressions,
     affected: &BTreeSet<ShardId>,
     edits: &[NameEdit],
-    active: &BTreeSet<Vec<u8>>,
+    active: &InForce,
     serial: u32,
     hints: Option<&edit::Hints>,
 ) -> Result<Built, ChangeError> {
@@ -1358,18 +1416,9 @@ fn build_next(
             .or_default()
             .push((k, e));
     }
-    let mut active_by: HashMap<ShardId, Vec<&Vec<u8>>> =
-        affected.iter().map(|id| (*id, Vec::new())).collect();
-    for d in active {
-        if let Some(v) = active_by.get_mut(&st.shard_of_key(d)) {
-            v.push(d);
-        }
-    }
-    let withheld_by = st.withheld_by_shard(affected.iter());
     // One shard's source data with the edits applied and the suppressions withdrawn.
     let one = |id: ShardId| -> Prepared {
-        let held = withheld_by.get(&id).map_or(&[][..], |v| v.as_slice());
-        let mut src = st.source_with(zone, id, held);
+        let mut src = st.source(zone, id);
         for (k, e) in edits_by.get(&id).map_or(&[][..], |v| v.as_slice()) {
             let entry = src.entry(k.clone()).or_default();
             if e.replace_all {
@@ -1386,8 +1435,8 @@ fn build_next(
                 src.remove(k);
             }
         }
-        let mine = active_by.get(&id).map_or(&[][..], |v| v.as_slice());
-        let (mut published, withheld) = st.filter(&src, mine, active);
+        let mine: Vec<&Vec<u8>> = active.shard(id).collect();
+        let (mut published, withheld) = st.filter(&src, &mine, active);
         if id.is_none() {
             let apex_key = name::key_of(&st.origin);
             if let Some(sets) = published.get_mut(&apex_key) {
@@ -1440,18 +1489,16 @@ fn build_next(
         edit::EditError::Check(m) => ChangeError::Check(m),
         edit::EditError::Sign(m) => ChangeError::Sign(m),
     })?;
-    let mut set = Suppressions::new();
-    for k in active {
-        if let Some(e) = st.list.get(k) {
-            set.insert(
-                k,
-                Effect {
-                    code: e.ede.code(),
-                    text: st.settings.ede_text.clone(),
-                },
-            );
-        }
-    }
+    let set = prev.with_shards(
+        st.ol,
+        affected.iter().map(|id| {
+            let names = active
+                .shard(*id)
+                .filter_map(|k| Some((k.as_slice(), st.effect(st.list.get(k)?))))
+                .collect();
+            (*id, names)
+        }),
+    );
     let signed = next.signed;
     let snap = Snapshot {
         serial: next.zone.serial(),

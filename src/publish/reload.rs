@@ -123,12 +123,12 @@ impl Publisher {
             )));
         }
         let ol = st.ol;
-        let held_by = st.withheld_by_shard(super::all_shards().iter());
         let mut edits = Vec::new();
         let mut removed = 0usize;
         let total = cur.zone.stats().delegations
             + st.withheld
-                .values()
+                .iter()
+                .map(|(_, c)| c)
                 .filter(|c| c.values().any(|v| v.iter().any(|s| s.rtype == Rtype::NS.0)))
                 .count();
         for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
@@ -138,13 +138,12 @@ impl Publisher {
             };
             // Without suppressed domains, the served shard is the source data.
             if id.is_some()
-                && held_by.get(&id).is_none_or(|v| v.is_empty())
+                && st.withheld.shard(id).next().is_none()
                 && same_shard(&old.data, &fresh.data)
             {
                 continue;
             }
-            let held = held_by.get(&id).map_or(&[][..], |v| v.as_slice());
-            let src = st.source_with(&cur.zone, id, held);
+            let src = st.source(&cur.zone, id);
             let mut next = decode(&fresh.data);
             if id.is_none() {
                 // The SOA serial is the publisher's to set; compare the rest.

@@ -58,7 +58,8 @@ impl Publisher {
         }
         let now = now_secs();
         let serial = st.settings.serial_policy.next(cur.serial, now);
-        let (snap0, _, made0) = build_apex(st, &cur.zone, Some(d), &[], serial, None)?;
+        let (snap0, _, made0) =
+            build_apex(st, &cur.zone, Some(d), &cur.suppressions, &[], serial, None)?;
         let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
         let sign_err = |e: crate::dnssec::SignError| ChangeError::Sign(e.to_string());
         let mut signed = made0;

@@ -49,23 +49,22 @@ impl Publisher {
         let origin = zone.origin().to_vec();
         let ol = zone.origin_labels();
         let h = r.header;
-        let withheld: HashMap<Vec<u8>, Content> = h
-            .withheld
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().collect()))
-            .collect();
+        let withheld = Withheld::from_map(
+            ol,
+            h.withheld
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect())),
+        );
         let mut st = State {
             origin: origin.clone(),
             ol,
             settings,
-            list: h
-                .list
-                .into_iter()
-                .map(|s| (name::key_of(&s.name), s))
-                .collect(),
-            in_force: BTreeSet::new(),
+            list: List::new(),
+            expiring: BTreeSet::new(),
+            in_force: InForce::new(ol),
             withheld,
             remote: RemoteUsers::default(),
+            list_writer: None,
             next_id: h.next_id.max(1),
             sinks,
             recent: std::collections::VecDeque::new(),
@@ -73,20 +72,20 @@ impl Publisher {
             ixfr_floor: h.ixfr_floor,
             source_serial: h.source_serial,
         };
+        st.set_list(
+            h.list
+                .into_iter()
+                .map(|s| (name::key_of(&s.name), s))
+                .collect(),
+        );
         st.in_force = st.active_keys(h.time);
         st.build_remote(&zone);
-        let mut set = Suppressions::new();
-        for k in &st.in_force {
-            if let Some(e) = st.list.get(k) {
-                set.insert(
-                    k,
-                    Effect {
-                        code: e.ede.code(),
-                        text: st.settings.ede_text.clone(),
-                    },
-                );
-            }
-        }
+        let set = Suppressions::from_entries(
+            ol,
+            st.in_force
+                .iter()
+                .filter_map(|k| Some((k.as_slice(), st.effect(st.list.get(k)?)))),
+        );
         let snap = Snapshot {
             serial: zone.serial(),
             zone: Arc::new(zone),
@@ -148,8 +147,46 @@ impl Publisher {
             return Ok(false);
         }
         let serial = self.current.load().serial;
-        write_list_file(p, serial, st.list.values())?;
+        write_list_file(p, serial, &st.list)?;
         Ok(true)
+    }
+
+    /// Rewrite the list file when its serial is behind the served one (the
+    /// journal holds changes the background writer had not written out when the
+    /// server stopped). The file replaced is kept as `.prev`. A file at the served
+    /// serial (or ahead) is left alone.
+    pub fn write_list_file_if_behind(&self) -> Result<Option<u32>, String> {
+        let st = self.lock();
+        let Some(p) = &st.sinks.list_file else {
+            return Ok(None);
+        };
+        let Ok(text) = std::fs::read_to_string(p) else {
+            return Ok(None);
+        };
+        let Ok(file) = crate::suppress::list::parse(p, &text) else {
+            return Ok(None);
+        };
+        let serial = self.current.load().serial;
+        if !serial_after(serial, file.serial) {
+            return Ok(None);
+        }
+        write_list_file(p, serial, &st.list)?;
+        Ok(Some(file.serial))
+    }
+
+    /// Wait until the list file holds the last version handed to its writer.
+    pub fn flush_list_file(&self, timeout: std::time::Duration) -> Result<(), String> {
+        // Not under the publisher's lock: the writer may take a while.
+        let w = self.lock().list_writer.clone();
+        w.map_or(Ok(()), |w| w.flush(timeout))
+    }
+
+    /// The serial the list file writer last wrote, and its error if the last write failed.
+    pub fn list_file_status(&self) -> (Option<u32>, Option<String>) {
+        self.lock()
+            .list_writer
+            .as_ref()
+            .map_or((None, None), |w| w.status())
     }
 
     /// Attach a journal (after a replay from it).
@@ -229,7 +266,15 @@ impl Publisher {
         hints: &edit::Hints,
     ) -> Result<Outcome, ChangeError> {
         let d = cur.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
-        let (snap0, _, _) = build_apex(st, &cur.zone, Some(d), &[], serial, Some(hints))?;
+        let (snap0, _, _) = build_apex(
+            st,
+            &cur.zone,
+            Some(d),
+            &cur.suppressions,
+            &[],
+            serial,
+            Some(hints),
+        )?;
         let d0 = snap0.dnssec.as_deref().ok_or(ChangeError::Unchanged)?;
         // Zone RRsets: group the hints by shard.
         type Hint = (Vec<u8>, u16, Arc<crate::dnssec::SigSet>);
@@ -316,7 +361,7 @@ impl State {
         let ol = self.ol;
         let mut remote = RemoteUsers::default();
         let mut by: HashMap<ShardId, Vec<&Content>> = HashMap::new();
-        for (d, c) in &self.withheld {
+        for (d, c) in self.withheld.iter() {
             by.entry(shard_id(d, ol)).or_default().push(c);
         }
         for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {

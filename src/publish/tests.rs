@@ -241,8 +241,11 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
         .any(|m| m.contains("alerted.be.") && m.contains("alert")));
     let (_, list) = p.list();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].added_by, "watch:iwf");
-    assert_eq!(list[0].ede, crate::suppress::EdeKind::Censored);
+    assert_eq!(list.values().next().unwrap().added_by, "watch:iwf");
+    assert_eq!(
+        list.values().next().unwrap().ede,
+        crate::suppress::EdeKind::Censored
+    );
     // The first version with the delegation already answers NXDOMAIN + EDE 16.
     let m = ask(&p, "www.hopping.be.", Rtype::A);
     assert_eq!(m.rcode, 3);
@@ -353,4 +356,99 @@ fn a_bulk_suppression_decodes_each_shard_a_bounded_number_of_times() {
         decodes <= 4 * shards,
         "{decodes} shard decodes for {count} names in {shards} shards"
     );
+}
+
+#[test]
+fn expiry_is_found_in_its_index_and_single_changes_keep_the_rest_in_force() {
+    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+    let f = std::path::Path::new("expiry.zone");
+    let mut soa = n("a.nsset.be.");
+    soa.extend_from_slice(&n("tech.dns.be."));
+    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
+        soa.extend_from_slice(&v.to_be_bytes());
+    }
+    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
+    b.add(&n("be."), 1, Rtype::NS.0, 3600, &n("a.nsset.be."), f, 2)
+        .unwrap();
+    for i in 0..300 {
+        let d = n(&format!("d{i}.be."));
+        b.add(&d, 1, Rtype::NS.0, 3600, &n("ns1.example.net."), f, 3 + i)
+            .unwrap();
+    }
+    let zone = b.finish().unwrap();
+    let serial = zone.serial();
+    let p = Publisher::new(
+        zone,
+        None,
+        Vec::new(),
+        serial,
+        Settings::default(),
+        Sinks::default(),
+    )
+    .unwrap();
+    let now = now_secs();
+    let entry = |i: usize, expires: Option<u64>| Suppression {
+        name: n(&format!("d{i}.be.")),
+        reason: "r".into(),
+        case: "c".into(),
+        added_by: "t".into(),
+        added_at: now,
+        expires,
+        ede: crate::suppress::EdeKind::Blocked,
+    };
+    // 200 listed: every third expires in 1000 s, the rest never.
+    let entries: Vec<Suppression> = (0..200)
+        .map(|i| entry(i, (i % 3 == 0).then_some(now + 1000)))
+        .collect();
+    p.apply(Change::Suppress { entries }, "t", None).unwrap();
+    assert_eq!(p.snapshot().suppressions.len(), 200);
+    assert!(p.due_to_expire(now).is_empty());
+    let due = p.due_to_expire(now + 1000);
+    assert_eq!(due.len(), 67);
+    assert!(due.iter().all(|d| {
+        let t = name::to_text(d);
+        t[1..t.len() - 4].parse::<usize>().unwrap() % 3 == 0
+    }));
+    let o = p
+        .apply(Change::Expire { names: due.clone() }, "t", None)
+        .unwrap();
+    assert_eq!(o.removed.len(), 67);
+    assert!(p.due_to_expire(u64::MAX - 1).is_empty());
+    assert_eq!(p.snapshot().suppressions.len(), 133);
+    assert_eq!(
+        ask(&p, "www.d0.be.", Rtype::A).rcode,
+        0,
+        "expired: a referral again"
+    );
+    assert_eq!(ask(&p, "www.d1.be.", Rtype::A).rcode, 3);
+    // Single changes, one after the other: each leaves every other name as it was.
+    p.apply(
+        Change::Suppress {
+            entries: vec![entry(250, None)],
+        },
+        "t",
+        None,
+    )
+    .unwrap();
+    p.apply(
+        Change::Lift {
+            names: vec![n("d1.be.")],
+            reason: "r".into(),
+        },
+        "t",
+        None,
+    )
+    .unwrap();
+    let snap = p.snapshot();
+    assert_eq!(snap.suppressions.len(), 133);
+    for i in 0..300 {
+        let listed = i < 200 && i % 3 != 0 && i != 1 || i == 250;
+        let rcode = ask(&p, &format!("www.d{i}.be."), Rtype::A).rcode;
+        assert_eq!(rcode, if listed { 3 } else { 0 }, "d{i}.be.");
+    }
+    // Nothing changed: refused as such.
+    assert!(matches!(
+        p.apply(Change::Expire { names: due }, "t", None),
+        Err(ChangeError::Unchanged)
+    ));
 }

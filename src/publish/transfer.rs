@@ -53,7 +53,6 @@ impl Publisher {
         // Working copies of the names touched, from the source data.
         let mut work: Work = BTreeMap::new();
         let mut shards: HashMap<ShardId, Content> = HashMap::new();
-        let held_by = st.withheld_by_shard(super::all_shards().iter());
         let origin = st.origin.clone();
         let mut touch = |owner: &[u8], work: &mut Work| -> Result<Vec<u8>, ChangeError> {
             let lower = name::to_lowercase(owner);
@@ -66,10 +65,7 @@ impl Publisher {
             let key = name::key_of(&lower);
             if !work.contains_key(&key) {
                 let id = st.shard_of_key(&key);
-                let c = shards.entry(id).or_insert_with(|| {
-                    let held = held_by.get(&id).map_or(&[][..], |v| v.as_slice());
-                    st.source_with(&cur.zone, id, held)
-                });
+                let c = shards.entry(id).or_insert_with(|| st.source(&cur.zone, id));
                 let sets = c
                     .get(&key)
                     .map(|v| v.iter().map(|s| (s.rtype, s.clone())).collect())

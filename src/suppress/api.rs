@@ -440,7 +440,7 @@ fn edit_change(b: proto::EditRequest, ctx: &ApiContext) -> Result<(Change, Strin
             after,
         });
     }
-    let len = ctx.publisher.list().1.len();
+    let len = ctx.publisher.list_len();
     super::watch::mass_removal_ok(removals, len, ctx.max_removal_share, b.allow_mass_removal)
         .map_err(|m| refuse(409, format!("edit refused: {m} (allow_mass_removal)")))?;
     let reason = if b.reason.trim().is_empty() {
@@ -621,6 +621,8 @@ async fn handle(
                     next_change: p.next_change_id(),
                     progress: ctx.service.progress.reports(),
                     transfers: ctx.service.transfers.report(),
+                    list_file_serial: p.list_file_status().0,
+                    list_file_error: p.list_file_status().1,
                 },
             )
         }
@@ -638,7 +640,7 @@ async fn handle(
                 200,
                 &ListResponse {
                     serial,
-                    entries: l.iter().map(EntryView::of).collect(),
+                    entries: l.values().map(EntryView::of).collect(),
                 },
             )
         }
@@ -649,19 +651,16 @@ async fn handle(
             };
             match domain(&text) {
                 Err(r) => *r,
-                Ok(wire) => {
-                    let (_, l) = p.list();
-                    match l.iter().find(|e| e.name == wire) {
-                        Some(e) => json(200, &EntryView::of(e)),
-                        None => error(
-                            404,
-                            format!(
-                                "{} is not on the suppression list",
-                                super::domain::show(&wire)
-                            ),
+                Ok(wire) => match p.entry(&wire) {
+                    Some(e) => json(200, &EntryView::of(&e)),
+                    None => error(
+                        404,
+                        format!(
+                            "{} is not on the suppression list",
+                            super::domain::show(&wire)
                         ),
-                    }
-                }
+                    ),
+                },
             }
         }
         (&Method::GET, x) if x.starts_with("/v1/changes/") => {

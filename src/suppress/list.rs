@@ -351,11 +351,37 @@ pub fn persist(path: &Path, list: &ListFile) -> Result<String, String> {
     Ok(text)
 }
 
+/// What identifies one version of a file: device, inode, size, modification
+/// time (ns). A file the server wrote keeps it until someone writes into it or
+/// replaces it (a hard link, such as the `.prev` one, changes only the ctime).
+pub type FileId = (u64, u64, u64, i128);
+
+/// The [`FileId`] of an open file or of file metadata.
+pub fn file_id(m: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    )
+}
+
+/// One version of the list the server wrote to a watched path.
+pub struct Written {
+    /// The serial written in the file.
+    pub serial: u32,
+    /// The list it holds (a persistent map: kept at O(1) cost).
+    pub list: crate::publish::change::List,
+    /// The file as written.
+    pub id: FileId,
+}
+
 /// Lists written to watched paths, not yet taken by their watcher.
-type Written = Vec<(PathBuf, Option<Vec<(u32, ListFile)>>)>;
+type WrittenMap = Vec<(PathBuf, Option<Vec<Written>>)>;
 
 /// Versions written, per watched path (see [`watch_writes`]).
-static WRITTEN: std::sync::Mutex<Written> = std::sync::Mutex::new(Vec::new());
+static WRITTEN: std::sync::Mutex<WrittenMap> = std::sync::Mutex::new(Vec::new());
 
 /// Most written versions kept for a watcher between two looks.
 const WRITTEN_KEPT: usize = 4;
@@ -371,7 +397,7 @@ pub fn watch_writes(path: &Path) {
 }
 
 /// Versions written to `path` since the last call (oldest first).
-pub fn take_written(path: &Path) -> Vec<(u32, ListFile)> {
+pub fn take_written(path: &Path) -> Vec<Written> {
     let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
     w.iter_mut()
         .find(|(p, _)| p == path)
@@ -379,12 +405,29 @@ pub fn take_written(path: &Path) -> Vec<(u32, ListFile)> {
         .unwrap_or_default()
 }
 
-/// [`persist`], keeping the list for the path's watcher when there is one.
-pub fn persist_owned(path: &Path, list: ListFile) -> Result<(), String> {
-    persist(path, &list)?;
+/// Write the publisher's list under `serial` (see [`persist`]), keeping the
+/// version and the file's identity for the path's watcher when there is one,
+/// so that the watcher knows the file is the server's own without reading it.
+pub fn persist_list(
+    path: &Path,
+    serial: u32,
+    list: &crate::publish::change::List,
+) -> Result<(), String> {
+    let file = ListFile {
+        serial,
+        entries: list.values().map(Entry::from_suppression).collect(),
+        ..Default::default()
+    };
+    let text = render(&file);
+    drop(file);
+    let id = write_atomic(path, text.as_bytes())?;
     let mut w = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, Some(v))) = w.iter_mut().find(|(p, _)| p == path) {
-        v.push((list.serial, list));
+        v.push(Written {
+            serial,
+            list: list.clone(),
+            id,
+        });
         if v.len() > WRITTEN_KEPT {
             v.remove(0);
         }
@@ -392,8 +435,176 @@ pub fn persist_owned(path: &Path, list: ListFile) -> Result<(), String> {
     Ok(())
 }
 
-/// Write bytes atomically to `path` (see [`persist`]).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// What the list file writer has to do and has done.
+#[derive(Default)]
+struct WriterState {
+    /// The newest version not yet written (older ones are skipped).
+    pending: Option<(u32, crate::publish::change::List)>,
+    /// A write is under way.
+    busy: bool,
+    /// The serial of the last version written.
+    written: Option<u32>,
+    /// The last write's error, while it lasts.
+    error: Option<String>,
+    /// Someone waits for the file: no pause before the next write.
+    hurry: bool,
+    stop: bool,
+}
+
+/// After a write that took `d`, the writer pauses `PAUSE_FACTOR × d` (at most
+/// [`PAUSE_MAX`]) before the next one: a 100,000-entry file takes a few hundred
+/// milliseconds to render, write and fsync, and on ext4 an fsync of the journal
+/// waits for the data of the file being written, so writing back to back under
+/// a stream of changes would slow every change down. Versions handed over
+/// meanwhile are coalesced into one write.
+const PAUSE_FACTOR: u32 = 10;
+const PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes the list file off the change path: a change hands its version over
+/// and returns; the writer renders and writes the newest version handed over
+/// (a burst of changes costs one write). Used when the publisher has a journal:
+/// the journal is the record of the list, the file its readable copy, rewritten
+/// at start if it is behind (see `Publisher::write_list_file_if_behind`). A
+/// failed write is retried every second and logged once per error.
+pub struct FileWriter {
+    shared: Arc<(std::sync::Mutex<WriterState>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+use std::sync::Arc;
+
+impl FileWriter {
+    /// A writer of `path` (already resolved, see [`resolve`]).
+    pub fn new(path: PathBuf) -> std::io::Result<FileWriter> {
+        let shared: Arc<(std::sync::Mutex<WriterState>, std::sync::Condvar)> = Arc::default();
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("belfry-listfile".into())
+            .spawn(move || writer_loop(&path, &s))?;
+        Ok(FileWriter {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hand a version over (it replaces one not yet written).
+    pub fn submit(&self, serial: u32, list: crate::publish::change::List) {
+        self.lock().pending = Some((serial, list));
+        self.shared.1.notify_all();
+    }
+
+    /// Wait until every version handed over is written (or `timeout` passes);
+    /// the error of the last write if it failed.
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), String> {
+        let end = std::time::Instant::now() + timeout;
+        let mut st = self.lock();
+        st.hurry = true;
+        self.shared.1.notify_all();
+        while st.pending.is_some() || st.busy {
+            if st.error.is_some() && !st.busy {
+                break;
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err("the list file writer did not finish in time".into());
+            }
+            st = self
+                .shared
+                .1
+                .wait_timeout(st, left.min(std::time::Duration::from_millis(100)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        match &st.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The serial last written, and the error of the last write if it failed.
+    pub fn status(&self) -> (Option<u32>, Option<String>) {
+        let st = self.lock();
+        (st.written, st.error.clone())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush(std::time::Duration::from_secs(30)) {
+            tracing::error!("suppression list file not brought up to date: {e}");
+        }
+        self.lock().stop = true;
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(path: &Path, shared: &(std::sync::Mutex<WriterState>, std::sync::Condvar)) {
+    let (lock, cv) = shared;
+    let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if st.stop {
+            return;
+        }
+        let Some((serial, list)) = st.pending.take() else {
+            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        st.busy = true;
+        drop(st);
+        let t = std::time::Instant::now();
+        let r = persist_list(path, serial, &list);
+        let took = t.elapsed();
+        st = lock.lock().unwrap_or_else(|p| p.into_inner());
+        st.busy = false;
+        match r {
+            Ok(()) => {
+                if st.error.take().is_some() {
+                    tracing::info!("suppression list file written again (serial {serial})");
+                }
+                st.written = Some(serial);
+                if st.pending.is_none() {
+                    st.hurry = false;
+                }
+                cv.notify_all();
+                st = cv
+                    .wait_timeout_while(st, (took * PAUSE_FACTOR).min(PAUSE_MAX), |s| {
+                        !s.stop && !s.hurry
+                    })
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            Err(e) => {
+                if st.error.as_deref() != Some(e.as_str()) {
+                    tracing::error!(
+                        "suppression list file not written (retried every second; \
+                         the journal holds the list): {e}"
+                    );
+                }
+                st.error = Some(e);
+                if st.pending.is_none() {
+                    st.pending = Some((serial, list));
+                }
+                cv.notify_all();
+                st = cv
+                    .wait_timeout_while(st, std::time::Duration::from_secs(1), |s| !s.stop)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        cv.notify_all();
+    }
+}
+
+/// Write bytes atomically to `path` (see [`persist`]); returns the identity of
+/// the file written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileId, String> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -405,7 +616,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let fail = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
     let mut guard = TempGuard(Some(&tmp));
-    {
+    let meta = {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -414,7 +625,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
             .map_err(|e| fail("cannot create temporary file", e))?;
         f.write_all(bytes).map_err(|e| fail("cannot write", e))?;
         f.sync_all().map_err(|e| fail("cannot fsync", e))?;
-    }
+        f.metadata().map_err(|e| fail("cannot stat", e))?
+    };
     // Keep the file being replaced reachable: an editor may still be writing into it.
     if path.exists() {
         let prev = prev_path(path);
@@ -430,7 +642,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(file_id(&meta))
 }
 
 /// Where a configured list path really is: a symlink is followed (once, at

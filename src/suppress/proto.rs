@@ -210,6 +210,13 @@ pub struct StatusResponse {
     /// Zone transfers out: counters and every secondary's progress.
     #[serde(default)]
     pub transfers: crate::control::progress::TransferStatus,
+    /// The serial the list file was last written at (by the background writer).
+    #[serde(default)]
+    pub list_file_serial: Option<u32>,
+    /// Why the list file could not be written, while that lasts (it is retried
+    /// every second; the journal holds the list meanwhile).
+    #[serde(default)]
+    pub list_file_error: Option<String>,
 }
 
 /// What became of a change (`GET /v1/changes/<id>`, `GET /v1/requests/<request id>`).

@@ -24,7 +24,7 @@
 
 use super::audit::Audit;
 use super::list::{self, Parsed};
-use crate::publish::change::{Change, ChangeError, ListStep, Outcome};
+use crate::publish::change::{Change, ChangeError, List, ListStep, Outcome};
 use crate::publish::Publisher;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,13 @@ struct Stamp {
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
+}
+
+impl Stamp {
+    /// The file's identity without its ctime (see [`list::FileId`]).
+    fn id(&self) -> list::FileId {
+        (self.dev, self.ino, self.size, self.mtime_ns)
+    }
 }
 
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
@@ -100,7 +107,9 @@ pub struct ListWatch {
     files: Vec<Watched>,
     settings: WatchSettings,
     /// Versions seen, by serial (oldest first).
-    history: Vec<(u32, Version)>,
+    history: Vec<(u32, Known)>,
+    /// Files the server wrote (the list file, later its `.prev`): never an edit.
+    own: std::collections::VecDeque<list::FileId>,
     /// The last problem logged, so a state is reported once.
     last_problem: Option<String>,
 }
@@ -114,12 +123,36 @@ pub enum Event {
     Problem(String),
 }
 
-fn version_of(entries: &[crate::publish::change::Suppression]) -> Version {
+fn version_of<'a>(
+    entries: impl IntoIterator<Item = &'a crate::publish::change::Suppression>,
+) -> Version {
     entries
-        .iter()
+        .into_iter()
         .map(|s| (crate::name::key_of(&s.name), s.fingerprint()))
         .collect()
 }
+
+/// A version the server knows: the list itself (kept at O(1) cost, as the
+/// publisher shares it), its fingerprints made only when a hand edit needs them.
+enum Known {
+    List(List),
+    Prints(Version),
+}
+
+impl Known {
+    fn prints(&mut self) -> &Version {
+        if let Known::List(l) = self {
+            *self = Known::Prints(version_of(l.values()));
+        }
+        match self {
+            Known::Prints(v) => v,
+            Known::List(_) => unreachable!("made fingerprints above"),
+        }
+    }
+}
+
+/// Files the server wrote that are remembered, so they are not read back.
+const OWN_KEPT: usize = 8;
 
 impl ListWatch {
     /// Watch `path` (already resolved, see [`list::resolve`]); the publisher's
@@ -142,14 +175,14 @@ impl ListWatch {
             ],
             settings,
             history: Vec::new(),
+            own: Default::default(),
             last_problem: None,
         };
         list::watch_writes(&path);
         let (_, entries) = publisher.list();
-        let v = version_of(&entries);
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(p) = list::parse(&path, &text) {
-                w.remember(p.serial, v.clone());
+                w.remember(p.serial, Known::List(entries));
             }
         }
         // Whatever is on disk now is the starting point, not an edit.
@@ -163,7 +196,7 @@ impl ListWatch {
         w
     }
 
-    fn remember(&mut self, serial: u32, v: Version) {
+    fn remember(&mut self, serial: u32, v: Known) {
         if let Some(i) = self.history.iter().position(|(s, _)| *s == serial) {
             self.history.remove(i);
         }
@@ -177,13 +210,12 @@ impl ListWatch {
     pub fn check(&mut self, publisher: &Publisher, audit: Option<&Audit>) -> Vec<Event> {
         let mut events = Vec::new();
         // Every version the server wrote is a version an edit may be made from.
-        for (serial, l) in list::take_written(&self.files[0].path) {
-            let entries: Vec<_> = l
-                .entries
-                .iter()
-                .filter_map(|e| e.to_suppression_by("", 0).ok())
-                .collect();
-            self.remember(serial, version_of(&entries));
+        for w in list::take_written(&self.files[0].path) {
+            self.remember(w.serial, Known::List(w.list));
+            self.own.push_back(w.id);
+            if self.own.len() > OWN_KEPT {
+                self.own.pop_front();
+            }
         }
         for i in 0..self.files.len() {
             let now = Instant::now();
@@ -202,13 +234,19 @@ impl ListWatch {
                 continue;
             }
             f.done = Some(cur.clone());
+            if let Seen::Present(s) = &cur {
+                if self.own.contains(&s.id()) {
+                    // A file the server wrote: not an edit, not read back.
+                    continue;
+                }
+            }
             let (path, required) = (f.path.clone(), f.required);
             let r = match cur {
                 Seen::Missing if required => Err(format!(
                     "{}: the list file is missing; the list in force stays ({} entries). \
                      `belfry suppress export --output FILE` writes it out",
                     path.display(),
-                    publisher.list().1.len()
+                    publisher.list_len()
                 )),
                 Seen::Missing => Ok(None),
                 Seen::Unreadable(kind) => Err(format!(
@@ -284,15 +322,15 @@ impl ListWatch {
         // A version the server wrote (or one already merged).
         if self
             .history
-            .iter()
-            .any(|(s, h)| *s == parsed.serial && *h == v)
+            .iter_mut()
+            .any(|(s, h)| *s == parsed.serial && *h.prints() == v)
         {
             return Ok(None);
         }
         let (_, current) = publisher.list();
-        let cur_v = version_of(&current);
+        let cur_v = version_of(current.values());
         if cur_v == v {
-            self.remember(parsed.serial, v);
+            self.remember(parsed.serial, Known::Prints(v));
             return Ok(None);
         }
         if parsed.serial == 0 {
@@ -304,10 +342,10 @@ impl ListWatch {
         }
         let Some(base) = self
             .history
-            .iter()
+            .iter_mut()
             .rev()
             .find(|(s, _)| *s == parsed.serial)
-            .map(|(_, h)| h.clone())
+            .map(|(_, h)| h.prints().clone())
         else {
             if stamp(path).ok() != before {
                 // The server replaced the file while it was read: look again.
@@ -349,7 +387,7 @@ impl ListWatch {
             });
         }
         if steps.is_empty() {
-            self.remember(parsed.serial, v);
+            self.remember(parsed.serial, Known::Prints(v));
             return Ok(None);
         }
         if let Err(m) = mass_removal_ok(
@@ -369,7 +407,7 @@ impl ListWatch {
             Ok(o) => {
                 // The file the server now writes is the next known version.
                 let (_, after) = publisher.list();
-                self.remember(o.serial, version_of(&after));
+                self.remember(o.serial, Known::List(after));
                 Ok(Some(o))
             }
             Err(ChangeError::Unchanged) => Ok(None),

@@ -387,6 +387,28 @@ impl Server {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The list file's text once it holds the served version (with a state
+    /// directory the server writes it in the background, right after a change).
+    pub fn list_file(&self) -> String {
+        let path = self.dir.0.join("suppressions.toml");
+        let served = self.status()["serial"]
+            .as_u64()
+            .expect("a serial in the status");
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let at = belfry::suppress::list::parse(&path, &text).map(|l| u64::from(l.serial));
+            if at == Ok(served) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "the list file is not at serial {served} after 10 s: {at:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Run dig against this server.
     pub fn dig(&self, args: &str) -> String {
         run(
