@@ -7,7 +7,9 @@
 //! `respond` with rate limiting (not limiting), cookies and the per-thread counters
 //! (`guarded`), a flood that rate limiting drops or slips (`guarded/*_limited`), a cold
 //! signature per algorithm next to raw `ring`, and changes published to the 1.8 M zone
-//! (suppressions, a one-delegation zone edit).
+//! (suppressions, a one-delegation zone edit), and the signed answers and a single
+//! takedown with 100,000 names listed against an empty list (`list_*`,
+//! `publish_1m8_100k_listed`).
 
 use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
 use belfry::dnssec::{Policy, Signer};
@@ -409,6 +411,81 @@ fn benches(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.finish();
+
+    // The hot path with 100,000 names listed against an empty list, back to back
+    // (the listed names are outside the 20,000 the queries use), then a single
+    // takedown and its lift with those 100,000 listed.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let secure_q = queries(&f.secure, "www.", Rtype::A, true);
+    let insecure_q = queries(&f.insecure, "www.", Rtype::A, true);
+    let nx_q = random_nx(4096, true);
+    let empty = p.snapshot_full();
+    belfry::service::sign_missing(&empty, threads, &|| false).unwrap();
+    let listed: Vec<Suppression> = f
+        .names
+        .iter()
+        .skip(20_000)
+        .take(100_000)
+        .map(|d| entry(d))
+        .collect();
+    let count = listed.len();
+    for (group, snap) in [("list_empty", Some(empty)), ("list_100k_listed", None)] {
+        let snap = snap.unwrap_or_else(|| {
+            let t = std::time::Instant::now();
+            p.apply(
+                Change::Suppress {
+                    entries: listed.clone(),
+                },
+                "bench",
+                None,
+            )
+            .unwrap();
+            let s = p.snapshot_full();
+            let made = belfry::service::sign_missing(&s, threads, &|| false).unwrap();
+            eprintln!(
+                "listed {count} names in {:.1} s ({made} RRsets signed after)",
+                t.elapsed().as_secs_f64()
+            );
+            s
+        });
+        run(
+            c,
+            group,
+            "referral_secure_cached_ds_rrsig",
+            &snap,
+            &secure_q,
+        );
+        run(
+            c,
+            group,
+            "referral_insecure_optout_proof",
+            &snap,
+            &insecure_q,
+        );
+        run(c, group, "nxdomain_nsec3_proof", &snap, &nx_q);
+    }
+    let mut g = c.benchmark_group("publish_1m8_100k_listed");
+    g.sample_size(20);
+    let mut i = 0usize;
+    g.bench_function("suppress_secure_add_remove", |b| {
+        b.iter(|| {
+            let d = &f.secure[i % f.secure.len()];
+            i += 1;
+            p.apply(
+                Change::Suppress {
+                    entries: vec![entry(d)],
+                },
+                "bench",
+                None,
+            )
+            .unwrap();
+            p.apply(lift(std::slice::from_ref(d)), "bench", None)
+                .unwrap();
+        })
     });
     g.finish();
     let _ = std::fs::remove_dir_all(&f.dir);

@@ -127,6 +127,10 @@ fi
 if [ "$WHAT" = suppress ] || [ "$WHAT" = all ]; then
   start_belfry suppress
   cpu "cpu, empty suppression list" 10
+  # One takedown and its lift, with the list empty (the same cycles again below with 100,000 listed).
+  awk '$4 == "NS" && $1 != "be." && !seen[$1]++ {print $1; if (++n == 20000) exit}' "$D/be.zone" > "$WORK/few.txt"
+  echo "with the list empty:"
+  "$SUP" "127.0.0.1:$PORT" "127.0.0.1:$((PORT + 1))" "$D/admin.token" "$WORK/few.txt" 200
   # Suppressions: 100,000 added in one request, then lifted in one request.
   tail -n 100000 "$DATA/domains-$N.txt" > "$WORK/bulk.txt"
   t0=$(date +%s.%N)
@@ -138,7 +142,7 @@ if [ "$WHAT" = suppress ] || [ "$WHAT" = all ]; then
   grep -o 'signed [0-9]* RRsets.*' "$D/log" | tail -1
   cpu "cpu, 100,000 suppressions listed" 10
   # Delegated names that are not on the list (the latency example suppresses and lifts each).
-  awk '$4 == "NS" && $1 != "be." && !seen[$1]++ {print $1; if (++n == 20000) exit}' "$D/be.zone" > "$WORK/few.txt"
+  echo "with 100,000 listed:"
   "$SUP" "127.0.0.1:$PORT" "127.0.0.1:$((PORT + 1))" "$D/admin.token" "$WORK/few.txt" 200
   python3 - "$WORK/bulk.txt" > "$WORK/remove.json" <<'PY'
 import json, sys
