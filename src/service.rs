@@ -326,6 +326,7 @@ impl Service {
             dnstap_sent: self.dnstap.as_ref().map_or(0, |t| t.sent()),
             dnstap_dropped: self.dnstap.as_ref().map_or(0, |t| t.dropped()),
             dnstap_connected: self.dnstap.as_ref().map(|t| t.connected()),
+            heap: crate::ops::heap::read(),
         };
         let mut text = crate::metrics::expose::render(self.metrics.totals(), state);
         text.push_str(&crate::watchlist::metrics_text());

@@ -365,6 +365,21 @@ fn metrics_are_served_behind_the_token_and_move_with_queries() {
     );
     assert_eq!(code, 200, "{body}");
     let after = parse_metrics(&scrape());
+    // The binary's allocator (jemalloc) reports the heap: what is held, and
+    // what is resident (never less).
+    let held = get(&after, "belfry_heap_allocated_bytes");
+    let resident = get(&after, "belfry_heap_resident_bytes");
+    assert!(held > 1e6, "heap allocated {held}");
+    assert!(
+        resident >= held,
+        "heap resident {resident} < allocated {held}"
+    );
+    let (code, status) = s.api("GET", "/v1/status", None, Some(TOKEN));
+    assert_eq!(code, 200, "{status}");
+    let status: belfry::suppress::proto::StatusResponse = serde_json::from_str(&status).unwrap();
+    assert!(status
+        .heap
+        .is_some_and(|h| h.allocated > 1_000_000 && h.resident >= h.allocated));
     let delta = |k: &str| get(&after, k) - get(&before, k);
     assert_eq!(
         delta("belfry_queries_total{transport=\"udp\",qtype=\"A\",rcode=\"NOERROR\"}"),

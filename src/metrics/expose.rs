@@ -52,6 +52,8 @@ pub struct State {
     pub dnstap_dropped: u64,
     /// Whether the dnstap writer has a collector; `None`: dnstap off.
     pub dnstap_connected: Option<bool>,
+    /// The allocator's figures; `None`: it cannot tell.
+    pub heap: Option<crate::ops::heap::Heap>,
 }
 
 /// One scrape: the summed counters and the state, for the encoder.
@@ -266,6 +268,20 @@ impl Collector for Scrape {
                 "belfry_dnstap_connected",
                 "Whether the dnstap writer is connected to its collector",
                 c as i64,
+            )?;
+        }
+        if let Some(h) = s.heap {
+            gauge(
+                &mut e,
+                "belfry_heap_allocated_bytes",
+                "Heap bytes the server holds",
+                h.allocated as i64,
+            )?;
+            gauge(
+                &mut e,
+                "belfry_heap_resident_bytes",
+                "Resident bytes of the heap allocator (held, free but not given back, metadata)",
+                h.resident as i64,
             )?;
         }
         Ok(())

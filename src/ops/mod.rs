@@ -4,11 +4,13 @@
 //! - [`reopen`]: append-only files (audit log, log file) reopened after rotation;
 //! - [`notify`]: `sd_notify` readiness and status datagrams;
 //! - [`limits`]: `RLIMIT_NOFILE` and the TCP descriptor budget;
+//! - [`heap`]: the allocator's figures (what the program holds, what is resident);
 //! - [`progress`]: progress and time left of long work, for logs, status and terminals;
 //! - [`Signals`]: SIGTERM/SIGINT stop the server, SIGHUP reloads.
 //!
 //! Nothing here is on the query path or knows DNS.
 
+pub mod heap;
 pub mod limits;
 pub mod log;
 pub mod notify;

@@ -623,6 +623,7 @@ async fn handle(
                     transfers: ctx.service.transfers.report(),
                     list_file_serial: p.list_file_status().0,
                     list_file_error: p.list_file_status().1,
+                    heap: crate::ops::heap::read(),
                 },
             )
         }

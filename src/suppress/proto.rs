@@ -217,6 +217,10 @@ pub struct StatusResponse {
     /// every second; the journal holds the list meanwhile).
     #[serde(default)]
     pub list_file_error: Option<String>,
+    /// The heap: bytes the server holds and bytes resident (absent when the
+    /// allocator cannot tell).
+    #[serde(default)]
+    pub heap: Option<crate::ops::heap::Heap>,
 }
 
 /// What became of a change (`GET /v1/changes/<id>`, `GET /v1/requests/<request id>`).
