@@ -6,6 +6,7 @@
 # Usage (from the project root, after `cargo build --release --bins --examples` and
 # ../shared/bench/setup.sh --no-hickory --sizes 1800000):
 #   contrib/bench/change_figures.sh [belfry|suppress|knot|all]
+# PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
 # Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
 set -euo pipefail
 WHAT=${1:-all}
@@ -29,6 +30,11 @@ python3 "$ROOT/contrib/bench/mkchange.py" "$ZONE" "$WORK/changed.zone" --seed 1 
 
 serial() { dig +short +norec +tries=1 -p "$PORT" @127.0.0.1 be. SOA 2>/dev/null | awk 'NF == 7 && $3 ~ /^[0-9]+$/ {print $3}'; }
 rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status"; }
+heap() { # the server's heap as jemalloc sees it (GET /v1/status)
+  curl -s -H "Authorization: Bearer $(cat "$D/admin.token")" "http://127.0.0.1:$((PORT + 1))/v1/status" |
+    python3 -c 'import json,sys; h=json.load(sys.stdin).get("heap") or {}; print("heap held %d MB, resident %d MB" % (h.get("allocated",0)>>20, h.get("resident",0)>>20))'
+}
+lazy_mb() { awk '/LazyFree/ {printf "%d", $2/1024}' "/proc/$1/smaps_rollup"; }
 hwm_mb() { awk '/VmHWM/ {printf "%d", $2/1024}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu() { # label seconds: unthrottled dnsperf, server CPU (user + system) per answered query
@@ -126,6 +132,7 @@ fi
 
 if [ "$WHAT" = suppress ] || [ "$WHAT" = all ]; then
   start_belfry suppress
+  echo "RSS fully signed: $(rss_mb "$SRV") MB; $(heap)"
   cpu "cpu, empty suppression list" 10
   # One takedown and its lift, with the list empty (the same cycles again below with 100,000 listed).
   awk '$4 == "NS" && $1 != "be." && !seen[$1]++ {print $1; if (++n == 20000) exit}' "$D/be.zone" > "$WORK/few.txt"
@@ -136,6 +143,7 @@ if [ "$WHAT" = suppress ] || [ "$WHAT" = all ]; then
   t0=$(date +%s.%N)
   "$BIN" suppress --config "$D/belfry.toml" add --from-file "$WORK/bulk.txt" --reason bench --case BENCH-1 --by bench | tail -1
   echo "bulk add of 100,000: $(echo "$(date +%s.%N) - $t0" | bc) s, RSS $(rss_mb "$SRV") MB"
+  sleep 30; echo "RSS 30 s later: $(rss_mb "$SRV") MB ($(lazy_mb "$SRV") MB of it freed, for the kernel to take back); $(heap)"
   # The background pass signs the NSEC3 records the change made before the hot path is measured.
   signed=$(grep -c 'signed [0-9]* RRsets' "$D/log")
   for _ in $(seq 30); do [ "$(grep -c 'signed [0-9]* RRsets' "$D/log")" -gt "$signed" ] && break; sleep 1; done
@@ -143,7 +151,10 @@ if [ "$WHAT" = suppress ] || [ "$WHAT" = all ]; then
   cpu "cpu, 100,000 suppressions listed" 10
   # Delegated names that are not on the list (the latency example suppresses and lifts each).
   echo "with 100,000 listed:"
+  # PERF=FILE records the server's profile (perf, DWARF call graphs) over these cycles.
+  [ -n "${PERF:-}" ] && { perf record -q -F 999 --call-graph dwarf,16384 -p "$SRV" -o "$PERF" 2>/dev/null & PERF_PID=$!; sleep 1; }
   "$SUP" "127.0.0.1:$PORT" "127.0.0.1:$((PORT + 1))" "$D/admin.token" "$WORK/few.txt" 200
+  [ -n "${PERF:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; }
   python3 - "$WORK/bulk.txt" > "$WORK/remove.json" <<'PY'
 import json, sys
 print(json.dumps({"actor": "bench", "reason": "bench",
@@ -153,6 +164,7 @@ PY
   curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $(cat "$D/admin.token")" \
     --data-binary @"$WORK/remove.json" "http://127.0.0.1:$((PORT + 1))/v1/suppressions/remove"
   echo "bulk lift of 100,000: $(echo "$(date +%s.%N) - $t0" | bc) s, RSS $(rss_mb "$SRV") MB, peak $(hwm_mb "$SRV") MB"
+  sleep 30; echo "RSS 30 s later: $(rss_mb "$SRV") MB ($(lazy_mb "$SRV") MB of it freed, for the kernel to take back); $(heap)"
   kill "$SRV"; wait "$SRV" || true
 fi
 
