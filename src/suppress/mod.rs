@@ -97,6 +97,10 @@ const FILTER_SEED: u64 = 0x6265_6c66_7279_0001;
 #[derive(Clone, Debug, Default)]
 struct Filter {
     words: Vec<u64>,
+    /// Bit `n` set: some name added has `n` labels. A query name's ancestors
+    /// at other depths need no probe (in a TLD every entry is one label below
+    /// the origin, so a query costs one probe however deep its name).
+    depths: u128,
     /// Names the filter was sized for (at least 32 bits each).
     capacity: usize,
     /// Names lifted since the last rebuild (their bits may still be set).
@@ -110,6 +114,7 @@ impl Filter {
         let words = (names * 32 / 64).next_power_of_two();
         Filter {
             words: vec![0; words],
+            depths: 0,
             capacity: words * 2,
             stale: 0,
         }
@@ -126,6 +131,14 @@ impl Filter {
     fn add(&mut self, key: &[u8]) {
         let (w, b) = self.slot(key);
         self.words[w] |= b;
+        // A key ends every label with 0x00 and never holds it otherwise.
+        let labels = key.iter().filter(|&&b| b == 0).count();
+        self.depths |= 1u128.checked_shl(labels as u32).unwrap_or(0);
+    }
+
+    #[inline]
+    fn has_depth(&self, labels: usize) -> bool {
+        labels >= 128 || self.depths & (1u128 << labels) != 0
     }
 
     /// Whether `key` may be listed (false: certainly not).
@@ -275,6 +288,9 @@ impl Suppressions {
             return None;
         }
         for labels in origin_labels + 1..=key.labels() {
+            if !self.filter.has_depth(labels) {
+                continue;
+            }
             let p = key.prefix(labels);
             if self.filter.may_hold(p) {
                 if let Some(e) = self.find_in_tables(p) {
@@ -356,5 +372,34 @@ mod tests {
         assert!(u.is_empty());
         assert!(names.iter().all(|k| !u.contains(k)));
         assert!(u.filter.stale < 1024, "the filter was rebuilt");
+    }
+
+    #[test]
+    fn only_depths_that_hold_names_are_probed_and_every_depth_is_found() {
+        let names = [key("phish.be."), key("a.b.c.be.")];
+        let s = Suppressions::from_entries(1, names.iter().map(|k| (k.as_slice(), effect())));
+        assert_eq!(s.filter.depths, (1 << 2) | (1 << 4));
+        let find = |text: &str| {
+            let mut q = Key::new();
+            q.set(&crate::name::from_text(text, &[0]).unwrap());
+            s.find(&q, 1).map(|h| h.labels)
+        };
+        assert_eq!(find("x.y.phish.be."), Some(2));
+        assert_eq!(find("phish.be."), Some(2));
+        assert_eq!(find("www.a.b.c.be."), Some(4));
+        assert_eq!(find("a.b.c.be."), Some(4));
+        assert_eq!(find("b.c.be."), None);
+        assert_eq!(find("other.be."), None);
+        // A name added by a single change brings its depth along.
+        let t = s.with_shards(
+            1,
+            [(
+                crate::publish::edit::shard_id(&key("deep.x.y.be."), 1),
+                vec![(key("deep.x.y.be.").as_slice(), effect())],
+            )],
+        );
+        let mut q = Key::new();
+        q.set(&crate::name::from_text("www.deep.x.y.be.", &[0]).unwrap());
+        assert_eq!(t.find(&q, 1).map(|h| h.labels), Some(4));
     }
 }
