@@ -82,6 +82,12 @@ pub fn decode(sh: &Shard) -> Content {
     out
 }
 
+/// Index of a shard in a vector of every shard: 0 for the apex shard, `i + 1`
+/// for shard `i`.
+pub fn shard_slot(id: ShardId) -> usize {
+    id.map_or(0, |i| i + 1)
+}
+
 /// The shard a name (by key) belongs to.
 ///
 /// Reads the key only up to the label below the origin (no copy): changes of

@@ -4,15 +4,10 @@
 //! part only, so a single takedown costs the same with 100,000 names listed as
 //! with none.
 
-use super::edit::{shard_id, Content, ShardId};
+use super::edit::{shard_id, shard_slot as slot, Content, ShardId};
 use crate::zone;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-/// Index of a shard in a per-shard vector: 0 for the apex shard, `i + 1` for shard `i`.
-fn slot(id: ShardId) -> usize {
-    id.map_or(0, |i| i + 1)
-}
 
 /// The shard id of a slot.
 fn id_of(slot: usize) -> ShardId {

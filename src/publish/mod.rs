@@ -281,29 +281,18 @@ impl State {
     /// Take `list` as the list, keeping the expiry index right (by a diff: only
     /// the entries that changed are looked at).
     fn set_list(&mut self, list: List) {
+        use imbl::ordmap::DiffItem;
         for d in self.list.diff(&list) {
             let (old, new) = match d {
-                imbl::ordmap::DiffItem::Add(k, v) => (None, Some((k, v))),
-                imbl::ordmap::DiffItem::Remove(k, v) => (Some((k, v)), None),
-                imbl::ordmap::DiffItem::Update { old, new } => (Some(old), Some(new)),
+                DiffItem::Add(k, v) => (None, Some((k, v))),
+                DiffItem::Remove(k, v) => (Some((k, v)), None),
+                DiffItem::Update { old, new } => (Some(old), Some(new)),
             };
-            if let Some((
-                k,
-                Suppression {
-                    expires: Some(t), ..
-                },
-            )) = old
-            {
-                self.expiring.remove(&(*t, k.clone()));
+            if let Some((k, Some(t))) = old.map(|(k, s)| (k, s.expires)) {
+                self.expiring.remove(&(t, k.clone()));
             }
-            if let Some((
-                k,
-                Suppression {
-                    expires: Some(t), ..
-                },
-            )) = new
-            {
-                self.expiring.insert((*t, k.clone()));
+            if let Some((k, Some(t))) = new.map(|(k, s)| (k, s.expires)) {
+                self.expiring.insert((t, k.clone()));
             }
         }
         self.list = list;
@@ -1103,11 +1092,11 @@ impl Publisher {
             record_journal(st, &entry)?;
         }
         // The list file follows the list. With a journal (the record of the list),
-        // it is written in the background; without one, here, and if it cannot
-        // be written the change is refused.
-        if !touched.is_empty() && live && st.sinks.journal.is_some() {
-            if let Some(p) = &st.sinks.list_file {
-                if st.list_writer.is_none() {
+        // it is written in the background; without one (or without a thread
+        // to write it), here, and if it cannot be written the change is refused.
+        if !touched.is_empty() && live {
+            if let Some(p) = st.sinks.list_file.clone() {
+                if st.list_writer.is_none() && st.sinks.journal.is_some() {
                     match crate::suppress::list::FileWriter::new(p.clone()) {
                         Ok(w) => st.list_writer = Some(Arc::new(w)),
                         Err(e) => tracing::error!("cannot start the list file writer: {e}"),
@@ -1115,11 +1104,7 @@ impl Publisher {
                 }
                 if let Some(w) = &st.list_writer {
                     w.submit(serial, new_list.clone());
-                }
-            }
-        } else if !touched.is_empty() && live {
-            if let Some(p) = &st.sinks.list_file {
-                if let Err(e) = write_list_file(p, serial, &new_list) {
+                } else if let Err(e) = crate::suppress::list::persist_list(&p, serial, &new_list) {
                     if let Some(j) = st.sinks.journal.as_mut() {
                         if let Err(x) = j.undo_last() {
                             tracing::error!("journal: {x}");
@@ -1348,11 +1333,6 @@ fn edit_list(
         )));
     }
     Ok(())
-}
-
-/// Write the list file atomically.
-fn write_list_file(path: &std::path::Path, serial: u32, list: &List) -> Result<(), String> {
-    crate::suppress::list::persist_list(path, serial, list)
 }
 
 /// What [`build_next`] made: the snapshot, what suppressions withhold in the

@@ -147,7 +147,7 @@ impl Publisher {
             return Ok(false);
         }
         let serial = self.current.load().serial;
-        write_list_file(p, serial, &st.list)?;
+        crate::suppress::list::persist_list(p, serial, &st.list)?;
         Ok(true)
     }
 
@@ -170,7 +170,7 @@ impl Publisher {
         if !serial_after(serial, file.serial) {
             return Ok(None);
         }
-        write_list_file(p, serial, &st.list)?;
+        crate::suppress::list::persist_list(p, serial, &st.list)?;
         Ok(Some(file.serial))
     }
 

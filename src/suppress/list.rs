@@ -20,6 +20,7 @@ use crate::publish::change::Suppression;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The last line of a complete list file.
 pub const END_LINE: &str = "# end of list";
@@ -471,8 +472,6 @@ pub struct FileWriter {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-use std::sync::Arc;
-
 impl FileWriter {
     /// A writer of `path` (already resolved, see [`resolve`]).
     pub fn new(path: PathBuf) -> std::io::Result<FileWriter> {
@@ -598,7 +597,6 @@ fn writer_loop(path: &Path, shared: &(std::sync::Mutex<WriterState>, std::sync::
                     .0;
             }
         }
-        cv.notify_all();
     }
 }
 

@@ -152,11 +152,6 @@ impl Filter {
     }
 }
 
-/// Index of a shard in [`Suppressions::shards`].
-fn slot_of(id: Option<usize>) -> usize {
-    id.map_or(0, |i| i + 1)
-}
-
 impl Suppressions {
     /// An empty set.
     pub fn new() -> Self {
@@ -170,9 +165,11 @@ impl Suppressions {
     ) -> Self {
         let mut by: HashMap<usize, Table> = HashMap::new();
         for (k, e) in names {
-            by.entry(slot_of(crate::publish::edit::shard_id(k, ol)))
-                .or_default()
-                .insert(k.into(), e);
+            by.entry(crate::publish::edit::shard_slot(
+                crate::publish::edit::shard_id(k, ol),
+            ))
+            .or_default()
+            .insert(k.into(), e);
         }
         let mut s = Suppressions {
             ol,
@@ -199,7 +196,7 @@ impl Suppressions {
         }
         let mut by: HashMap<usize, Table> = HashMap::new();
         for (id, names) in changed {
-            let t = by.entry(slot_of(id)).or_default();
+            let t = by.entry(crate::publish::edit::shard_slot(id)).or_default();
             for (k, e) in names {
                 t.insert(k.into(), e);
             }
@@ -249,6 +246,8 @@ impl Suppressions {
             }
             self.filter = Arc::new(f);
         } else if !added.is_empty() || lifted > 0 {
+            // The served version still reads the old filter: this copies it
+            // (4 bytes per name listed, a plain memcpy; no rehashing).
             let f = Arc::make_mut(&mut self.filter);
             for k in added {
                 f.add(k);
@@ -273,7 +272,10 @@ impl Suppressions {
     /// The entry of a listed name (by key).
     fn get(&self, key: &[u8]) -> Option<&Effect> {
         let id = crate::publish::edit::shard_id(key, self.ol);
-        self.shards.get(slot_of(id))?.as_ref()?.get(key)
+        self.shards
+            .get(crate::publish::edit::shard_slot(id))?
+            .as_ref()?
+            .get(key)
     }
 
     /// Whether a name (by key) is itself on the list.

@@ -54,28 +54,16 @@ impl Default for WatchSettings {
 /// What identifies one version of a file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
+    /// Device, inode, size, modification time (see [`list::FileId`]).
+    id: list::FileId,
     ctime_ns: i128,
-}
-
-impl Stamp {
-    /// The file's identity without its ctime (see [`list::FileId`]).
-    fn id(&self) -> list::FileId {
-        (self.dev, self.ino, self.size, self.mtime_ns)
-    }
 }
 
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
     Ok(Stamp {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        id: list::file_id(&m),
         ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
     })
 }
@@ -235,7 +223,7 @@ impl ListWatch {
             }
             f.done = Some(cur.clone());
             if let Seen::Present(s) = &cur {
-                if self.own.contains(&s.id()) {
+                if self.own.contains(&s.id) {
                     // A file the server wrote: not an edit, not read back.
                     continue;
                 }
