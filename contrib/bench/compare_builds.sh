@@ -14,7 +14,8 @@ trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
 "$NEW" keygen --zone be. --role csk --dir "$WORK/keys" >/dev/null
 KEY=$(ls "$WORK"/keys/*.pkcs8.pem)
 # A build with RRL (on by default) needs loopback exempted, or it measures the limiter: such a build
-# is given this configuration (NEW_CONFIG=0 for one without a config file format for it).
+# is given this configuration (NEW_CONFIG=0 for one without a config file format for it;
+# OLD_CONFIG=1 when the old build has one too).
 cat > "$WORK/new.toml" <<CONF
 [server]
 listen = ["127.0.0.1:$PORT"]
@@ -31,8 +32,9 @@ CONF
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
 for r in $(seq "$ROUNDS"); do
   for b in ${ORDER:-old new}; do
-    if [ "$b" = new ] && [ "${NEW_CONFIG:-1}" = 1 ]; then
-      taskset -c 0 "$NEW" serve --config "$WORK/new.toml" > "$WORK/$b.log" 2>&1 &
+    if { [ "$b" = new ] && [ "${NEW_CONFIG:-1}" = 1 ]; } || { [ "$b" = old ] && [ "${OLD_CONFIG:-0}" = 1 ]; }; then
+      bin=$OLD; [ "$b" = new ] && bin=$NEW
+      taskset -c 0 "$bin" serve --config "$WORK/new.toml" > "$WORK/$b.log" 2>&1 &
     else
       bin=$OLD; [ "$b" = new ] && bin=$NEW
       taskset -c 0 "$bin" serve --listen "127.0.0.1:$PORT" --threads 1 --zone "$DATA/be-$N.zone" \

@@ -33,6 +33,75 @@ fn table_hasher() -> foldhash::fast::FixedState {
     foldhash::fast::FixedState::with_seed(TABLE_SEED)
 }
 
+/// Key to node index within one shard: open addressing with linear probing, never
+/// more than 70 % full.
+///
+/// Each slot is one `u64`: the high half of the key's hash as a tag, and the node
+/// index plus one (0 marks an empty slot). A probe reads one slot, usually in the
+/// same cache line as the next few, and touches the node only when the tag agrees;
+/// hashbrown's control bytes and buckets are two places in memory, so its probe costs
+/// one cache miss more on a zone that does not fit in the cache (the query path's
+/// first lookup of every query; see the README, Design).
+struct NameTable {
+    slots: Box<[u64]>,
+}
+
+impl NameTable {
+    fn empty() -> NameTable {
+        NameTable {
+            slots: Box::new([]),
+        }
+    }
+
+    /// A table of nodes `0..n`, given each node's key.
+    fn build<'k>(n: usize, key: impl Fn(u32) -> &'k [u8]) -> NameTable {
+        if n == 0 {
+            return NameTable::empty();
+        }
+        let cap = (n * 10 / 7 + 1).next_power_of_two();
+        let mut slots = vec![0u64; cap].into_boxed_slice();
+        let mask = cap - 1;
+        for i in 0..n as u32 {
+            let h = table_hasher().hash_one(key(i));
+            let mut at = h as usize & mask;
+            while slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = (h & 0xffff_ffff_0000_0000) | (u64::from(i) + 1);
+        }
+        NameTable { slots }
+    }
+
+    /// The node whose key is `key`, given a test of a node's key.
+    #[inline]
+    fn find(&self, key: &[u8], is: impl Fn(u32) -> bool) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let h = table_hasher().hash_one(key);
+        let tag = h & 0xffff_ffff_0000_0000;
+        let mask = self.slots.len() - 1;
+        let mut at = h as usize & mask;
+        loop {
+            let s = self.slots[at];
+            if s == 0 {
+                return None;
+            }
+            if s & 0xffff_ffff_0000_0000 == tag {
+                let i = (s as u32).wrapping_sub(1);
+                if is(i) {
+                    return Some(i);
+                }
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.len() * 8
+    }
+}
+
 /// The shard of a name, given the key of its ancestor one label below the origin.
 pub fn shard_of(level1_key: &[u8]) -> usize {
     let h = foldhash::fast::FixedState::with_seed(SHARD_SEED).hash_one(level1_key);
@@ -118,7 +187,7 @@ impl ZoneStats {
 pub struct Shard {
     nodes: Vec<Node>,
     keys: Vec<u8>,
-    table: HashTable<u32>,
+    table: NameTable,
     rrsets: Vec<RRset>,
     rdata: Vec<u8>,
     glue: Vec<Glue>,
@@ -132,7 +201,7 @@ impl Shard {
         Shard {
             nodes: Vec::new(),
             keys: Vec::new(),
-            table: HashTable::new(),
+            table: NameTable::empty(),
             rrsets: Vec::new(),
             rdata: Vec::new(),
             glue: Vec::new(),
@@ -163,11 +232,7 @@ impl Shard {
 
     /// Find a node by its full key.
     pub fn find(&self, key: &[u8]) -> Option<u32> {
-        if self.nodes.is_empty() {
-            return None;
-        }
-        let h = table_hasher().hash_one(key);
-        self.table.find(h, |&i| self.node_key(i) == key).copied()
+        self.table.find(key, |i| self.node_key(i) == key)
     }
 
     /// The RRsets of a node.
@@ -225,7 +290,7 @@ impl Shard {
     pub fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.keys.capacity()
-            + self.table.capacity() * 5
+            + self.table.heap_bytes()
             + self.rrsets.capacity() * std::mem::size_of::<RRset>()
             + self.rdata.capacity()
             + self.glue.capacity() * std::mem::size_of::<Glue>()
@@ -441,16 +506,10 @@ impl ShardBuilder {
         }
         drop(order);
         drop(renum);
-        let mut table = HashTable::with_capacity(n_nodes);
-        for (i, n) in nodes.iter().enumerate() {
-            let k = &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize];
-            let h = table_hasher().hash_one(k);
-            table.insert_unique(h, i as u32, |&j: &u32| {
-                let m: &Node = &nodes[j as usize];
-                table_hasher()
-                    .hash_one(&keys[m.key_off as usize..m.key_off as usize + m.key_len as usize])
-            });
-        }
+        let table = NameTable::build(n_nodes, |i| {
+            let n = &nodes[i as usize];
+            &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize]
+        });
         self.table = HashTable::new();
 
         // Counting sort of records by node, keeping input order within a node.
@@ -947,6 +1006,36 @@ impl From<LocalGlue> for Glue {
             ns_index: g.ns_index,
             required: g.required,
             at: GlueAt::Local(g.rrset),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_table_finds_every_key_and_nothing_else() {
+        for n in [0usize, 1, 2, 7, 8, 100, 5000] {
+            let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("be\0d{i}\0").into_bytes()).collect();
+            let t = NameTable::build(n, |i| &keys[i as usize]);
+            // Never fuller than 70 %, so every miss ends at an empty slot.
+            assert!(
+                n == 0 || t.slots.len() * 7 >= n * 10,
+                "{n}: {}",
+                t.slots.len()
+            );
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(t.find(k, |j| keys[j as usize] == *k), Some(i as u32));
+            }
+            for i in n..n + 2000 {
+                let k = format!("be\0d{i}\0").into_bytes();
+                assert_eq!(t.find(&k, |j| keys[j as usize] == k), None);
+            }
+            // A test that refuses every node finds nothing, even where the tags agree.
+            if let Some(k) = keys.first() {
+                assert_eq!(t.find(k, |_| false), None);
+            }
         }
     }
 }
