@@ -261,11 +261,7 @@ impl Rrl {
         (network(ip, bits), bits)
     }
 
-    /// Charge one UDP answer of `class` about `name` and `qtype` (a lookup key and
-    /// type; empty and 0 for the zone-wide classes) to the client's bucket at second
-    /// `now`; says what to send.
-    pub fn account(&self, ip: IpAddr, class: Class, name: &[u8], qtype: u16, now: u32) -> Verdict {
-        let (net, bits) = self.network_of(ip);
+    fn hash(&self, net: IpAddr, class: Class, name: &[u8], qtype: u16) -> u64 {
         let mut h = self.hasher.build_hasher();
         match net {
             IpAddr::V4(a) => h.write_u32(u32::from(a)),
@@ -274,7 +270,35 @@ impl Rrl {
         h.write_u8(class as u8);
         h.write_u16(qtype);
         h.write(name);
-        let hash = h.finish();
+        h.finish()
+    }
+
+    /// Start loading the set [`Rrl::account`] will use for these arguments into the
+    /// cache, so that the miss overlaps the writing of the answer instead of following
+    /// it (the table is larger than the caches; the miss was three quarters of the
+    /// accounting's time). A hint only: it changes nothing.
+    #[inline]
+    pub fn prefetch(&self, ip: IpAddr, class: Class, name: &[u8], qtype: u16) {
+        let hash = self.hash(self.network_of(ip).0, class, name, qtype);
+        let set = &self.sets[hash as usize & self.mask];
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch only hints the cache: it
+        // reads nothing into the program and cannot fault (the address is a live set anyway).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                set as *const Set as *const i8,
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = set;
+    }
+
+    /// Charge one UDP answer of `class` about `name` and `qtype` (a lookup key and
+    /// type; empty and 0 for the zone-wide classes) to the client's bucket at second
+    /// `now`; says what to send.
+    pub fn account(&self, ip: IpAddr, class: Class, name: &[u8], qtype: u16, now: u32) -> Verdict {
+        let (net, bits) = self.network_of(ip);
+        let hash = self.hash(net, class, name, qtype);
         let set_no = hash as usize & self.mask;
         // 23 bits of tag, never 0 (0 is an empty bucket).
         let tag = (hash >> TAG_SHIFT) | 1;

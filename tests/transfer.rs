@@ -501,7 +501,10 @@ fn a_full_control_queue_answers_refused_at_once_and_counts_it() {
         busy > 0,
         "the queue of one never filled ({refused} refused by the ACL)"
     );
-    assert!(refused > 0, "no NOTIFY reached the ACL ({busy} answered busy)");
+    assert!(
+        refused > 0,
+        "no NOTIFY reached the ACL ({busy} answered busy)"
+    );
     // Counted on the server (a burst of answers may overflow our receive buffer).
     let counted = s.status()["transfers"]["busy"].as_u64().unwrap();
     assert!(

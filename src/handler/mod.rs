@@ -301,6 +301,12 @@ pub fn respond(
     w.question(q.question, q.qname.len());
     let question_end = w.len();
     let mut key = Key::new();
+    // The rate limiter that will charge this answer, to warm its bucket while the
+    // answer is written.
+    let charged = guards
+        .rrl
+        .filter(|r| !verified && !client.tcp && !r.exempt(client.ip))
+        .map(|r| (r, client.ip));
     let d = decide(
         &mut w,
         snap,
@@ -310,6 +316,7 @@ pub fn respond(
         verdict == Some(Verdict::Invalid),
         &options,
         &mut key,
+        charged,
     );
     o.rcode = d.rcode;
     o.kind = d.kind;
@@ -402,6 +409,7 @@ fn decide<'s>(
     bad_cookie: bool,
     options: &OptOptions<'_>,
     key: &mut Key,
+    charged: Option<(&rrl::Rrl, std::net::IpAddr)>,
 ) -> Decided<'s> {
     let edns = q.edns;
     if let Some(e) = edns {
@@ -453,6 +461,18 @@ fn decide<'s>(
         0
     };
     key.set(q.qname);
+    if let Some((r, ip)) = charged {
+        // Most answers of a TLD are referrals, charged to the name below the apex (as
+        // below, after the answer); a guess only: another class costs a wasted hint.
+        if key.labels() > zone.origin_labels() {
+            r.prefetch(
+                ip,
+                rrl::Class::Referral,
+                key.prefix(zone.origin_labels() + 1),
+                0,
+            );
+        }
+    }
     let hit = snap.suppressions.find(key, zone.origin_labels());
     let ede_len = hit.map(|s| s.text.len());
     let question_end = HEADER_LEN + q.question.len();
