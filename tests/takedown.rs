@@ -104,7 +104,7 @@ fn truncated_emptied_half_written_and_deleted_files_keep_the_list() {
     let s = fast("handfile");
     add(&s, &["secure.be.", "insecure.be."]);
     let p = list_path(&s);
-    let written = std::fs::read_to_string(&p).unwrap();
+    let written = s.list_file();
     // Truncated to zero bytes: an error, the list stays, one log line.
     std::fs::File::create(&p).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
@@ -131,7 +131,7 @@ fn truncated_emptied_half_written_and_deleted_files_keep_the_list() {
     wait_until(10, "complete edit applied", || suppressed(&s, "glued.be"));
     // Half-written: the first part is valid TOML holding the first entry only, and
     // stands alone longer than the settle interval.
-    let written = std::fs::read_to_string(&p).unwrap();
+    let written = s.list_file();
     let first = written.find("[[suppression]]").unwrap();
     let second = first + 1 + written[first + 1..].find("[[suppression]]").unwrap();
     let edited = with_entries(&written, &["shared-glue.be."]);
@@ -163,7 +163,7 @@ fn mass_removal_missing_and_unknown_serials_are_refused_with_an_audit_line() {
     let s = fast("handrules");
     add(&s, &["secure.be.", "insecure.be.", "glued.be."]);
     let p = list_path(&s);
-    let written = std::fs::read_to_string(&p).unwrap();
+    let written = s.list_file();
     let serial_line = written
         .lines()
         .find(|l| l.starts_with("serial = "))
@@ -250,7 +250,7 @@ fn a_hand_edit_during_an_api_bulk_change_is_merged_not_lost() {
     let s = fast("handbulk");
     add(&s, &["secure.be."]);
     let p = list_path(&s);
-    let written = std::fs::read_to_string(&p).unwrap();
+    let written = s.list_file();
     let port = s.admin_port;
     let bulk = std::thread::spawn(move || {
         let entries: Vec<String> = (0..3000)
@@ -281,7 +281,7 @@ fn a_hand_edit_during_an_api_bulk_change_is_merged_not_lost() {
     assert_eq!(v["entries"].as_array().unwrap().len(), 3002);
     // An edit made from the old version that changes an entry lifted since: a
     // conflict, refused whole with a log and audit line.
-    let base = std::fs::read_to_string(&p).unwrap();
+    let base = s.list_file();
     cli_ok(
         &s,
         &["remove", "secure.be.", "--reason", "restored", "--by", "t"],

@@ -241,6 +241,12 @@ impl KeyManager {
             tracing::info!("keys: {}", step.what);
         }
         self.save(step.records)?;
+        if self.scanned.is_none() {
+            // Now, not at the next tick: until then the status would still show the count of
+            // signatures to redo from before the step (often none), and a rollover would look
+            // finished while the old algorithm's signatures are still served.
+            self.scan(p)?;
+        }
         self.last_error = None;
         Ok(step.what)
     }
