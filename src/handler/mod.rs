@@ -336,7 +336,10 @@ pub fn respond(
             (None, Rcode::NOERROR) => (rrl::Class::Answer, q.qname, q.qtype.0),
             (None, _) => (rrl::Class::Error, &[][..], 0),
         };
-        o.rrl = rate_limit(guards, client, class, name, qtype);
+        // `charged` is `rate_limit`'s test, made once before the answer for the prefetch.
+        o.rrl = charged.map_or(Limited::NotCharged, |(r, _)| {
+            charge(r, client, class, name, qtype)
+        });
         match o.rrl {
             Limited::Dropped => return o,
             Limited::Slipped => {
@@ -371,6 +374,11 @@ fn rate_limit(
     if client.tcp || r.exempt(client.ip) {
         return Limited::NotCharged;
     }
+    charge(r, client, class, name, qtype)
+}
+
+/// Charge an answer to the client's bucket.
+fn charge(r: &rrl::Rrl, client: &Client, class: rrl::Class, name: &[u8], qtype: u16) -> Limited {
     match r.account(client.ip, class, name, qtype, client.now) {
         rrl::Verdict::Pass => Limited::Passed,
         rrl::Verdict::Drop => Limited::Dropped,
