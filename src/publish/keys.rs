@@ -65,8 +65,9 @@ pub struct Coverage {
     pub signed: (u64, u64),
     /// RRsets whose signatures are not exactly those of the signing keys.
     pub mismatched: u64,
-    /// Per (key tag, algorithm): RRsets carrying a signature by it.
-    pub by_key: BTreeMap<(u16, u8), u64>,
+    /// Per (key tag, algorithm, KSK role): RRsets of that role carrying a signature by
+    /// it. Counted per role so that a CSK, which signs both, can cover both.
+    pub by_key: BTreeMap<(u16, u8, bool), u64>,
     /// RRsets a validator with the signer's DNSKEY RRset could not validate, with examples.
     pub broken: u64,
     /// Up to three of them, as `name type`.
@@ -76,7 +77,7 @@ pub struct Coverage {
 impl Coverage {
     /// Whether every RRset of a role carries a signature by this key.
     pub fn covers(&self, tag: u16, alg: u8, ksk_role: bool) -> bool {
-        let n = self.by_key.get(&(tag, alg)).copied().unwrap_or(0);
+        let n = self.by_key.get(&(tag, alg, ksk_role)).copied().unwrap_or(0);
         n == if ksk_role {
             self.signed.0
         } else {
@@ -86,7 +87,9 @@ impl Coverage {
 
     /// Whether any RRset carries a signature by this key.
     pub fn uses(&self, tag: u16, alg: u8) -> bool {
-        self.by_key.get(&(tag, alg)).copied().unwrap_or(0) > 0
+        [false, true]
+            .iter()
+            .any(|&role| self.by_key.get(&(tag, alg, role)).is_some_and(|&n| n > 0))
     }
 }
 
@@ -147,8 +150,8 @@ fn walk(snap: &Snapshot, signer: &Signer, limit: usize) -> (Coverage, Vec<Work>)
                 c.signed.1 += 1;
             }
             let have: BTreeSet<(u16, u8)> = signers_of(s).collect();
-            for k in &have {
-                *c.by_key.entry(*k).or_default() += 1;
+            for &(tag, alg) in &have {
+                *c.by_key.entry((tag, alg, ksk)).or_default() += 1;
             }
             let valid: BTreeSet<u8> = have
                 .iter()
@@ -825,6 +828,23 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_csk_covers_both_roles_once_everything_is_signed() {
+        // The key manager waits for this to record a key's `covered` time; until then
+        // it walks every signature of the zone after every change.
+        let snap = crate::control::tests::snapshot(true);
+        let d = snap.dnssec.as_deref().unwrap();
+        let k = &d.signer.zsks()[0];
+        assert_eq!(k.role(), crate::dnssec::key::KeyRole::Csk);
+        let (tag, alg) = (k.key_tag(), k.algorithm().number());
+        let c = coverage(&snap);
+        assert!(c.signed.0 > 0 && c.signed.1 > 0, "{c:?}");
+        assert_eq!(c.mismatched, 0);
+        assert!(c.covers(tag, alg, true), "the DNSKEY RRset: {c:?}");
+        assert!(c.covers(tag, alg, false), "the zone: {c:?}");
+        assert!(c.uses(tag, alg) && !c.uses(tag.wrapping_add(1), alg));
     }
 
     #[test]
