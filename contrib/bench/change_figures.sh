@@ -5,7 +5,10 @@
 #   knot:   the same reload with Knot auto-signing (zonefile-load: difference), same zone files.
 # Usage (from the project root, after `cargo build --release --bins --examples` and
 # ../shared/bench/setup.sh --no-hickory --sizes 1800000):
-#   contrib/bench/change_figures.sh [belfry|suppress|knot|all]
+#   contrib/bench/change_figures.sh [belfry|suppress|knot|resign|all]
+# resign (not in all): UDP worker CPU per query idle vs during a ZSK rollover's re-signing, with the
+#   DNSSEC clock 600 times faster (BELFRY_TEST_CLOCK) so the pre-publish wait is seconds; one worker,
+#   the server pinned to CPU 0, dnsperf on CPU 1.
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
 # Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
 set -euo pipefail
@@ -59,7 +62,7 @@ start_belfry() { # directory name: a fresh server on the bench zone, returns whe
   cat > "$D/belfry.toml" <<CONF
 [server]
 listen = ["127.0.0.1:$PORT"]
-workers = 2
+workers = ${WORKERS:-2}
 [rrl]
 exempt = ["127.0.0.0/8"]
 [zone]
@@ -227,5 +230,31 @@ CONF
   cat "$WORK/lat-reload-knot"
   grep -i 'signing\|loaded\|zone file' "$D/log" | tail -4
   kill "$SRV"; wait "$SRV" || true
+fi
+if [ "$WHAT" = resign ]; then
+  export BELFRY_TEST_CLOCK=speed=600
+  WORKERS=1 start_belfry resign
+  unset BELFRY_TEST_CLOCK
+  taskset -apc 0 "$SRV" >/dev/null
+  TID=$(grep -l '^belfry-udp-0$' /proc/"$SRV"/task/*/comm | head -1 | cut -d/ -f5)
+  wcpu() { # label: unthrottled dnsperf on CPU 1 for 15 s; the UDP worker's and the whole server's CPU per query
+    local t0 t1 p0 p1 q hz
+    hz=$(getconf CLK_TCK)
+    t0=$(awk '{print $14 + $15}' "/proc/$SRV/task/$TID/stat"); p0=$(cpu_ticks "$SRV")
+    q=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -D -l 15 -c 16 -q 300 2>/dev/null |
+      awk '/Queries completed/ {print $3}')
+    t1=$(awk '{print $14 + $15}' "/proc/$SRV/task/$TID/stat"); p1=$(cpu_ticks "$SRV")
+    echo "$1: $q answers, UDP worker $(echo "scale=2; ($t1 - $t0) * 1000000 / $hz / $q" | bc) us/q," \
+      "whole server $(echo "scale=2; ($p1 - $p0) * 1000000 / $hz / $q" | bc) us/q"
+  }
+  left() { "$BIN" key status --config "$D/belfry.toml" | grep -o 're-signing for the key set: [0-9]* RRsets left' || echo 'nothing left to re-sign'; }
+  wcpu "idle, round 1"
+  "$BIN" key roll zsk --config "$D/belfry.toml" --by bench
+  until left | grep -q 'RRsets left'; do sleep 1; kill -0 "$SRV"; done
+  for r in 1 2 3; do
+    left; wcpu "during the re-sign, round $r"
+  done
+  left
+  grep -c 're-signed\|key set' "$D/log" || true
 fi
 rm -rf "$WORK"

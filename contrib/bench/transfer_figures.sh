@@ -3,6 +3,7 @@
 #
 #   contrib/bench/transfer_figures.sh latency [CYCLES] [PAUSE_MS]   # suppress -> NXDOMAIN on a Knot secondary
 #   contrib/bench/transfer_figures.sh axfr [N]           # AXFR of a generated zone: belfry->Knot vs Knot->Knot
+#   contrib/bench/transfer_figures.sh axfr-load [ROUNDS]  # UDP worker CPU per query, idle vs while an AXFR streams
 #
 # Needs a release build (cargo build --release --examples) and knotd/kdig/dig.
 # Every daemon started here is stopped by its PID; scratch files go to $WORK.
@@ -44,6 +45,8 @@ admin_listen = "127.0.0.1:$APORT"
 admin_token_file = "admin.token"
 [state]
 dir = "state"
+[rrl]
+exempt = ["127.0.0.0/8"]
 [[acl.transfer]]
 from = ["127.0.0.0/8"]
 [transfer]
@@ -125,6 +128,9 @@ axfr)
   "$BELFRY" generate -n "$N" --seed 7 > "$WORK/gen.zone" 2>/dev/null
   KPORT=$(port)
   start_belfry "$WORK/gen.zone" "$KPORT"
+  # Not while the first checkpoint is being written: wait for it, then for the machine to settle.
+  until grep -q 'checkpoint of serial' "$WORK/belfry/belfry.log"; do sleep 1; done
+  sleep 5
   SERIAL=$(dig @127.0.0.1 -p "$BPORT" +short be. SOA | awk '{print $3}')
   start_knot_secondary "$KPORT" "$BPORT" 127.0.0.2 knot
   wait_serial "$KPORT" "$SERIAL"
@@ -168,5 +174,41 @@ CONF
   grep 'AXFR, incoming' "$WORK/knot2/knot.log" | grep finished | tail -1
   echo "records: $(wc -l < "$WORK/signed.zone") (+1 closing SOA)"
   ;;
-*) sed -n 2,8p "$0"; exit 2;;
+axfr-load)
+  # The harness mix (signed bench zone, DO=1 on every query) against one UDP worker, with the whole
+  # server pinned to CPU 0 and the load on CPU 1: the worker thread's CPU per answered query with
+  # nothing else running, and while a reading client AXFRs the zone back to back. Rounds interleave.
+  # PIN=worker: only the UDP worker on CPU 0, the server's other threads (the transfer's) on CPU 1.
+  DATA=${DATA:-/tmp/bench-data}; N=${N:-1800000}; ROUNDS=${2:-3}
+  start_belfry "$DATA/be-$N.zone" "$(port)"
+  SRV=${PIDS[-1]}
+  TID=$(grep -l '^belfry-udp-0$' /proc/"$SRV"/task/*/comm | head -1 | cut -d/ -f5)
+  if [ "${PIN:-all}" = worker ]; then
+    taskset -apc 1 "$SRV" >/dev/null; taskset -pc 0 "$TID" >/dev/null
+  else
+    taskset -apc 0 "$SRV" >/dev/null
+  fi
+  tticks() { awk '{print $14 + $15}' "/proc/$SRV/task/$TID/stat"; }
+  pticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
+  for r in $(seq "$ROUNDS"); do
+    for m in idle axfr; do
+      READER=""
+      if [ "$m" = axfr ]; then
+        taskset -c 1 "$ROOT/target/release/examples/axfr_reader" "127.0.0.1:$BPORT" be. 1000 \
+          > "$WORK/reader-$r.txt" 2>&1 &
+        READER=$!; sleep 1
+      fi
+      t0=$(tticks); p0=$(pticks)
+      q=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$BPORT" -d "$DATA/queries-$N.txt" -D -l 15 -c 16 -q 300 \
+        2>/dev/null | awk '/Queries completed/ {print $3}')
+      t1=$(tticks); p1=$(pticks)
+      [ -n "$READER" ] && { kill "$READER" 2>/dev/null; wait "$READER" 2>/dev/null || true; }
+      hz=$(getconf CLK_TCK)
+      echo "round $r, $m: $q answers, UDP worker $(echo "scale=2; ($t1 - $t0) * 1000000 / $hz / $q" | bc) us/q," \
+        "whole server $(echo "scale=2; ($p1 - $p0) * 1000000 / $hz / $q" | bc) us/q"
+      [ "$m" = axfr ] && { echo "  transfers during it: $(grep -c records "$WORK/reader-$r.txt")"; tail -1 "$WORK/reader-$r.txt"; }
+    done
+  done
+  ;;
+*) sed -n 2,9p "$0"; exit 2;;
 esac
