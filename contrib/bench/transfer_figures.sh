@@ -131,6 +131,8 @@ axfr)
   # Not while the first checkpoint is being written: wait for it, then for the machine to settle.
   until grep -q 'checkpoint of serial' "$WORK/belfry/belfry.log"; do sleep 1; done
   sleep 5
+  echo "belfry -> a client that only reads:"
+  "$ROOT/target/release/examples/axfr_reader" "127.0.0.1:$BPORT" be. 2
   SERIAL=$(dig @127.0.0.1 -p "$BPORT" +short be. SOA | awk '{print $3}')
   start_knot_secondary "$KPORT" "$BPORT" 127.0.0.2 knot
   wait_serial "$KPORT" "$SERIAL"

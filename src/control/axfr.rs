@@ -46,42 +46,87 @@ fn shard(
     f: &mut Emit<'_>,
     records: &mut u64,
 ) -> Result<(), Stop> {
+    for n in 0..zs.data.node_count() as u32 {
+        node(d, zs, no, n, f, records)?;
+    }
+    Ok(())
+}
+
+/// The names of every shard but the apex's, in canonical order (RFC 4034 §6.1).
+///
+/// Names are spread over the shards by a hash, but each shard keeps its names
+/// sorted, so a merge of the shards gives the whole zone in order. Receivers that
+/// build a tree insert faster in order: a Knot secondary took 8.7 s for the 1.8 M
+/// bench zone in shard order against 7.7 s from a Knot primary, which sends in
+/// order. The merge costs a heap of one entry per shard.
+fn shards_in_order(
+    d: Option<&Dnssec>,
+    zone: &zone::Zone,
+    f: &mut Emit<'_>,
+    records: &mut u64,
+) -> Result<(), Stop> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut next: BinaryHeap<Reverse<(&[u8], u32, u32)>> = BinaryHeap::with_capacity(zone::SHARDS);
+    for i in 0..zone::SHARDS {
+        let sh = &*zone.shard(i).data;
+        if sh.node_count() > 0 {
+            next.push(Reverse((sh.node_key(0), i as u32, 0)));
+        }
+    }
+    while let Some(Reverse((_, i, n))) = next.pop() {
+        let zs = zone.shard(i as usize);
+        node(d, zs, i, n, f, records)?;
+        if ((n + 1) as usize) < zs.data.node_count() {
+            next.push(Reverse((zs.data.node_key(n + 1), i, n + 1)));
+        }
+    }
+    Ok(())
+}
+
+/// Every record of one name, with the signatures of its RRsets.
+fn node(
+    d: Option<&Dnssec>,
+    zs: &ZShard,
+    no: u32,
+    node: u32,
+    f: &mut Emit<'_>,
+    records: &mut u64,
+) -> Result<(), Stop> {
     let sh = &*zs.data;
     let mut owner = [0u8; 256];
-    for node in 0..sh.node_count() as u32 {
-        let n = zone::key_to_wire_buf(sh.node_key(node), &mut owner);
-        let owner = &owner[..n];
-        let flags = sh.node(node).flags;
-        let start = sh.rrset_start(node);
-        for (k, set) in sh.rrsets(node).iter().enumerate() {
-            // The SOA opens and closes the transfer; its signatures go with the apex.
-            if set.rtype != Rtype::SOA {
-                for rd in sh.rdatas(set) {
-                    emit(f, owner, set.rtype, set.ttl, rd)?;
-                    *records += 1;
-                }
+    let n = zone::key_to_wire_buf(sh.node_key(node), &mut owner);
+    let owner = &owner[..n];
+    let flags = sh.node(node).flags;
+    let start = sh.rrset_start(node);
+    for (k, set) in sh.rrsets(node).iter().enumerate() {
+        // The SOA opens and closes the transfer; its signatures go with the apex.
+        if set.rtype != Rtype::SOA {
+            for rd in sh.rdatas(set) {
+                emit(f, owner, set.rtype, set.ttl, rd)?;
+                *records += 1;
             }
-            let Some(d) = d else { continue };
-            if !crate::dnssec::sigs::signable(flags, set.rtype) {
-                continue;
-            }
-            let nr = NodeRef {
-                sh: zs,
-                shard_no: no,
-                idx: node,
-            };
-            let sr = SetRef {
-                sh: zs,
-                idx: start + k as u32,
-            };
-            let sigs = d.set_sigs(nr, sr).map_err(|_| {
-                Stop::Unsigned(format!("{} {}", crate::name::to_text(owner), set.rtype.0))
-            })?;
-            if let Some(s) = sigs.as_ref() {
-                for rd in s.rdatas() {
-                    emit(f, owner, Rtype::RRSIG, set.ttl, rd)?;
-                    *records += 1;
-                }
+        }
+        let Some(d) = d else { continue };
+        if !crate::dnssec::sigs::signable(flags, set.rtype) {
+            continue;
+        }
+        let nr = NodeRef {
+            sh: zs,
+            shard_no: no,
+            idx: node,
+        };
+        let sr = SetRef {
+            sh: zs,
+            idx: start + k as u32,
+        };
+        let sigs = d.set_sigs(nr, sr).map_err(|_| {
+            Stop::Unsigned(format!("{} {}", crate::name::to_text(owner), set.rtype.0))
+        })?;
+        if let Some(s) = sigs.as_ref() {
+            for rd in s.rdatas() {
+                emit(f, owner, Rtype::RRSIG, set.ttl, rd)?;
+                *records += 1;
             }
         }
     }
@@ -124,9 +169,7 @@ pub fn each_record(snap: &Snapshot, f: &mut Emit<'_>) -> Result<u64, Stop> {
             records += 1;
         }
     }
-    for i in 0..zone::SHARDS {
-        shard(d, zone.shard(i), i as u32, f, &mut records)?;
-    }
+    shards_in_order(d, zone, f, &mut records)?;
     if let Some(d) = d {
         let mut owner = [0u8; 300];
         let mut rdata = Vec::with_capacity(128);
@@ -193,6 +236,57 @@ mod tests {
                 assert!(set.iter().any(|r| r.rtype == Rtype::DNSKEY.0));
             }
         }
+    }
+
+    /// RFC 4034 §6.1: labels compared from the root down, each as lowercase bytes.
+    fn canonical(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        let labels = |n: &[u8]| {
+            let mut v = Vec::new();
+            let mut i = 0;
+            while n[i] != 0 {
+                let l = n[i] as usize;
+                v.push(n[i + 1..i + 1 + l].to_ascii_lowercase());
+                i += 1 + l;
+            }
+            v.reverse();
+            v
+        };
+        labels(a).cmp(&labels(b))
+    }
+
+    #[test]
+    fn names_go_out_in_canonical_order() {
+        let snap = crate::control::tests::snapshot(true);
+        let got = walk(&snap);
+        let names: Vec<&[u8]> = got[1..got.len() - 1]
+            .iter()
+            .filter(|r| {
+                r.rtype != Rtype::NSEC3.0
+                    && !(r.rtype == Rtype::RRSIG.0 && r.rdata[..2] == Rtype::NSEC3.0.to_be_bytes())
+            })
+            .map(|r| r.owner.as_slice())
+            .collect();
+        assert!(names.len() > 20, "a zone of some size: {}", names.len());
+        let shards: BTreeSet<u32> = names
+            .iter()
+            .filter_map(|n| snap.zone.find_name(n).map(|x| x.shard_no))
+            .collect();
+        assert!(shards.len() > 5, "names from many shards: {shards:?}");
+        for w in names.windows(2) {
+            assert!(
+                canonical(w[0], w[1]) != std::cmp::Ordering::Greater,
+                "{} before {}",
+                crate::name::to_text(w[0]),
+                crate::name::to_text(w[1])
+            );
+        }
+        // And every NSEC3 record after the names, in hash order.
+        let hashes: Vec<&[u8]> = got
+            .iter()
+            .filter(|r| r.rtype == Rtype::NSEC3.0)
+            .map(|r| r.owner.as_slice())
+            .collect();
+        assert!(!hashes.is_empty() && hashes.windows(2).all(|w| canonical(w[0], w[1]).is_lt()));
     }
 
     #[test]
