@@ -221,8 +221,28 @@ impl Service {
             progress.finish();
             return Err(ChangeError::Unchanged);
         }
-        let zone =
-            zone::load_file(&r.file, &r.origin).map_err(|e| ChangeError::Check(e.to_string()));
+        // Reading and indexing the file is most of a reload's CPU and needs no lock: it
+        // runs on a thread of its own at a lower priority, so the query workers keep
+        // their cores while it runs.
+        let zone = std::thread::scope(|s| {
+            s.spawn(|| {
+                if let Err(e) =
+                    crate::ops::limits::lower_this_thread(crate::ops::limits::BACKGROUND_NICE)
+                {
+                    tracing::debug!("reload: cannot lower the loader's priority: {e}");
+                }
+                zone::load_file(&r.file, &r.origin)
+            })
+            .join()
+        })
+        .unwrap_or_else(|_| {
+            Err(zone::LoadError {
+                file: r.file.clone(),
+                line: 0,
+                message: "the zone loader stopped unexpectedly".into(),
+            })
+        })
+        .map_err(|e| ChangeError::Check(e.to_string()));
         progress.set(1, 2);
         let zone = match zone {
             Ok(z) => z,
