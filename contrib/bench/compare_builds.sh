@@ -16,19 +16,8 @@ KEY=$(ls "$WORK"/keys/*.pkcs8.pem)
 # A build with RRL (on by default) needs loopback exempted, or it measures the limiter: such a build
 # is given this configuration (NEW_CONFIG=0 for one without a config file format for it;
 # OLD_CONFIG=1 when the old build has one too).
-cat > "$WORK/new.toml" <<CONF
-[server]
-listen = ["127.0.0.1:$PORT"]
-workers = 1
-[rrl]
-exempt = ["127.0.0.0/8"]
-[zone]
-origin = "be."
-file = "$DATA/be-$N.zone"
-[dnssec]
-enabled = true
-key_dir = "$WORK/keys"
-CONF
+. "$(dirname "$0")/lib.sh"
+bench_config "$WORK/new.toml" "$PORT" "$WORK/keys"
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
 for r in $(seq "$ROUNDS"); do
   for b in ${ORDER:-old new}; do

@@ -12,19 +12,8 @@ WORK=$(mktemp -d /tmp/belfry-prof.XXXXXX)
 SRV=""; DP=""
 trap '[ -n "$DP" ] && kill "$DP" 2>/dev/null; [ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$WORK"' EXIT
 "$BIN" keygen --zone be. --role csk --dir "$WORK/keys" >/dev/null
-cat > "$WORK/c.toml" <<CONF
-[server]
-listen = ["127.0.0.1:$PORT"]
-workers = 1
-[rrl]
-exempt = ["127.0.0.0/8"]
-[zone]
-origin = "be."
-file = "$DATA/be-$N.zone"
-[dnssec]
-enabled = true
-key_dir = "$WORK/keys"
-CONF
+. "$(dirname "$0")/lib.sh"
+bench_config "$WORK/c.toml" "$PORT" "$WORK/keys"
 if [ "${OLD:-0}" = 1 ]; then
   taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --threads 1 --zone "$DATA/be-$N.zone" \
     --origin be. --key "$(ls "$WORK"/keys/*.pkcs8.pem)" > "$WORK/log" 2>&1 &
