@@ -9,23 +9,10 @@
 //! what a streaming AXFR costs the UDP workers.
 
 use belfry::wire::decode::build_query;
-use belfry::wire::Rtype;
+use belfry::wire::{skip_name, Rtype};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// Skip a possibly compressed name at `pos`; the offset after it.
-fn skip_name(m: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let l = *m.get(pos)?;
-        match l & 0xC0 {
-            0xC0 => return Some(pos + 2),
-            0 if l == 0 => return Some(pos + 1),
-            0 => pos += 1 + l as usize,
-            _ => return None,
-        }
-    }
-}
 
 /// Records and SOA records in one message's answer section.
 fn count(m: &[u8]) -> Option<(usize, usize)> {

@@ -39,7 +39,7 @@ use crate::publish::Publisher;
 use crate::service::Service;
 use crate::tsig::{self, Check, KeyRing};
 use crate::wire::message::{self, Message};
-use crate::wire::{Class, Opcode, Rcode, Rtype};
+use crate::wire::{skip_name, Class, Opcode, Rcode, Rtype};
 use packer::Packer;
 use progress::{Board, TransferReport};
 use std::net::{IpAddr, SocketAddr};
@@ -64,19 +64,6 @@ const SIGNER_TYPES: [Rtype; 5] = [
 
 fn be16(m: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*m.get(at)?, *m.get(at + 1)?]))
-}
-
-/// Skip a (possibly compressed) name; the offset after it.
-fn skip_name(m: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let l = *m.get(at)?;
-        match l & 0xC0 {
-            0 if l == 0 => return Some(at + 1),
-            0 => at += 1 + l as usize,
-            0xC0 => return Some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 /// Whether a message goes to the control path: opcode UPDATE or NOTIFY, a
