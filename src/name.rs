@@ -251,6 +251,13 @@ pub fn ancestor(wire: &[u8], keep: usize) -> &[u8] {
 /// Presentation form of an uncompressed wire name, with trailing dot (RFC 4343 escapes).
 pub fn to_text(wire: &[u8]) -> String {
     let mut s = String::new();
+    push_text(&mut s, wire);
+    s
+}
+
+/// [`to_text`] appended to `s`.
+pub fn push_text(s: &mut String, wire: &[u8]) {
+    let start = s.len();
     let mut pos = 0usize;
     while let Some(&len) = wire.get(pos) {
         if len == 0 {
@@ -264,16 +271,18 @@ pub fn to_text(wire: &[u8]) -> String {
                     s.push(b as char);
                 }
                 0x21..=0x7E => s.push(b as char),
-                _ => s.push_str(&format!("\\{:03}", b)),
+                _ => {
+                    use std::fmt::Write;
+                    let _ = write!(s, "\\{b:03}");
+                }
             }
         }
         s.push('.');
         pos = end;
     }
-    if s.is_empty() {
+    if s.len() == start {
         s.push('.');
     }
-    s
 }
 
 /// Parse a plain absolute or origin-relative name (letters, digits, `-`, `_`, `*`, `\.` escapes).
