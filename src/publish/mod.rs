@@ -346,18 +346,18 @@ impl State {
     /// `mine`: the suppressed domains whose shard this is.
     fn filter(
         &self,
-        source: &Content,
+        source: Content,
         mine: &[&Vec<u8>],
         active: &InForce,
     ) -> (Content, HashMap<Vec<u8>, Content>) {
-        let mut out = source.clone();
+        let mut out = source;
         let mut withheld: HashMap<Vec<u8>, Content> = HashMap::new();
         if mine.is_empty() {
             return (out, withheld);
         }
         // Host names (wire) used as NS targets by delegations that stay.
         let mut used_here: BTreeSet<Vec<u8>> = BTreeSet::new();
-        for (k, sets) in source {
+        for (k, sets) in &out {
             if active.covers(k) {
                 continue;
             }
@@ -369,42 +369,48 @@ impl State {
                 }
             }
         }
+        // The suppressed delegations' subtrees are disjoint (no delegation lies
+        // below another), so each is taken out of `out` as found there.
         for d in mine {
-            let Some(at) = source.get(d.as_slice()) else {
+            let Some(at) = out.get(d.as_slice()) else {
                 continue;
             };
             if !at.iter().any(|s| s.rtype == Rtype::NS.0) {
                 continue;
             }
+            let below: Vec<Vec<u8>> = out
+                .range((*d).clone()..)
+                .map(|(k, _)| k)
+                .take_while(|k| key_at_or_below(k, d))
+                .cloned()
+                .collect();
             let mut w = Content::new();
-            for (k, sets) in source.range((*d).clone()..) {
-                if !key_at_or_below(k, d) {
-                    break;
-                }
+            for k in below {
+                let Some(sets) = out.remove(&k) else {
+                    continue;
+                };
                 let mut keep = Vec::new();
                 let mut gone = Vec::new();
                 for s in sets {
                     let is_addr = s.rtype == Rtype::A.0 || s.rtype == Rtype::AAAA.0;
                     let used = is_addr
-                        && (used_here.contains(k)
+                        && (used_here.contains(&k)
                             || self
                                 .remote
                                 .users
-                                .get(k)
+                                .get(&k)
                                 .is_some_and(|us| us.iter().any(|u| !active.covers(u))));
                     if used {
-                        keep.push(s.clone());
+                        keep.push(s);
                     } else {
-                        gone.push(s.clone());
+                        gone.push(s);
                     }
                 }
-                if !gone.is_empty() {
-                    w.insert(k.clone(), gone);
-                }
-                if keep.is_empty() {
-                    out.remove(k);
-                } else {
+                if !keep.is_empty() {
                     out.insert(k.clone(), keep);
+                }
+                if !gone.is_empty() {
+                    w.insert(k, gone);
                 }
             }
             withheld.insert((*d).clone(), w);
@@ -1145,13 +1151,15 @@ impl Publisher {
         }
         let ol = st.ol;
         st.withheld.replace(affected.iter(), withheld);
-        let origin = st.origin.clone();
-        let sources: Vec<(ShardId, Content)> = affected
-            .iter()
-            .map(|id| (*id, st.source(&snap.zone, *id)))
-            .collect();
-        for (id, src) in sources {
-            st.remote.set_shard(id, &src, &origin, ol);
+        // Read from the new shards and what they withhold (no decode of the shard).
+        for id in &affected {
+            let sh = match id {
+                None => snap.zone.apex_shard(),
+                Some(i) => snap.zone.shard(*i),
+            };
+            let extra: Vec<&Content> = st.withheld.shard(*id).map(|(_, c)| c).collect();
+            st.remote
+                .set_shard_from(*id, &sh.data, &extra, &st.origin, ol);
         }
         self.publish(snap);
         if !found.hits.is_empty() {
@@ -1416,7 +1424,7 @@ fn build_next(
             }
         }
         let mine: Vec<&Vec<u8>> = active.shard(id).collect();
-        let (mut published, withheld) = st.filter(&src, &mine, active);
+        let (mut published, withheld) = st.filter(src, &mine, active);
         if id.is_none() {
             let apex_key = name::key_of(&st.origin);
             if let Some(sets) = published.get_mut(&apex_key) {
