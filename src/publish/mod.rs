@@ -355,22 +355,9 @@ impl State {
         if mine.is_empty() {
             return (out, withheld);
         }
-        // Host names (wire) used as NS targets by delegations that stay.
-        let mut used_here: BTreeSet<Vec<u8>> = BTreeSet::new();
-        for (k, sets) in &out {
-            if active.covers(k) {
-                continue;
-            }
-            if let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) {
-                if k.iter().filter(|&&b| b == 0).count() > self.ol {
-                    for t in &ns.rdatas {
-                        used_here.insert(name::key_of(t));
-                    }
-                }
-            }
-        }
-        // The suppressed delegations' subtrees are disjoint (no delegation lies
-        // below another), so each is taken out of `out` as found there.
+        // Each suppressed delegation's subtree (its name, its glue). The subtrees
+        // are disjoint: no delegation lies below another.
+        let mut subtrees: Vec<(&Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         for d in mine {
             let Some(at) = out.get(d.as_slice()) else {
                 continue;
@@ -384,6 +371,45 @@ impl State {
                 .take_while(|k| key_at_or_below(k, d))
                 .cloned()
                 .collect();
+            subtrees.push((d, below));
+        }
+        // Of the addresses in those subtrees, the ones that delegations staying in
+        // this shard name as NS targets (most takedowns have none, and then no
+        // delegation of the shard needs a look).
+        let glue: BTreeSet<&[u8]> = subtrees
+            .iter()
+            .flat_map(|(_, below)| below.iter())
+            .filter(|k| {
+                out.get(*k).is_some_and(|sets| {
+                    sets.iter()
+                        .any(|s| s.rtype == Rtype::A.0 || s.rtype == Rtype::AAAA.0)
+                })
+            })
+            .map(|k| k.as_slice())
+            .collect();
+        let mut used_here: BTreeSet<Vec<u8>> = BTreeSet::new();
+        if !glue.is_empty() {
+            let mut key = Key::new();
+            for (k, sets) in &out {
+                let Some(ns) = sets.iter().find(|s| s.rtype == Rtype::NS.0) else {
+                    continue;
+                };
+                if k.iter().filter(|&&b| b == 0).count() <= self.ol {
+                    continue;
+                }
+                for t in &ns.rdatas {
+                    if name::wire_len(t).is_err() {
+                        continue;
+                    }
+                    key.set(t);
+                    if glue.contains(key.as_bytes()) && !active.covers(k) {
+                        used_here.insert(key.as_bytes().to_vec());
+                    }
+                }
+            }
+        }
+        drop(glue);
+        for (d, below) in subtrees {
             let mut w = Content::new();
             for k in below {
                 let Some(sets) = out.remove(&k) else {
@@ -413,7 +439,7 @@ impl State {
                     w.insert(k, gone);
                 }
             }
-            withheld.insert((*d).clone(), w);
+            withheld.insert(d.clone(), w);
         }
         (out, withheld)
     }

@@ -426,3 +426,76 @@ fn expiry_is_found_in_its_index_and_single_changes_keep_the_rest_in_force() {
         Err(ChangeError::Unchanged)
     ));
 }
+
+/// A host below a suppressed delegation that a delegation of the same shard
+/// names as its NS target keeps its address (the shard's own NS targets are
+/// looked at only when the takedown has glue); a host nobody else uses goes.
+#[test]
+fn glue_a_delegation_of_the_same_shard_needs_stays_after_a_takedown() {
+    let glued = n("glued.be.");
+    let shard = edit::shard_id(&name::key_of(&glued), 1);
+    let user = (0..100_000)
+        .map(|i| format!("u{i}.be."))
+        .find(|u| edit::shard_id(&name::key_of(&n(u)), 1) == shard)
+        .unwrap();
+    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+    let f = std::path::Path::new("same-shard.zone");
+    let mut soa = n("a.nsset.be.");
+    soa.extend_from_slice(&n("tech.dns.be."));
+    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
+        soa.extend_from_slice(&v.to_be_bytes());
+    }
+    let ns = Rtype::NS.0;
+    let a = Rtype::A.0;
+    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
+    b.add(&n("be."), 1, ns, 3600, &n("a.nsset.be."), f, 2)
+        .unwrap();
+    b.add(&glued, 1, ns, 3600, &n("ns1.glued.be."), f, 3)
+        .unwrap();
+    b.add(&glued, 1, ns, 3600, &n("ns2.glued.be."), f, 4)
+        .unwrap();
+    b.add(&n("ns1.glued.be."), 1, a, 3600, &[198, 51, 100, 10], f, 5)
+        .unwrap();
+    b.add(&n("ns2.glued.be."), 1, a, 3600, &[198, 51, 100, 11], f, 6)
+        .unwrap();
+    // The other delegation names the host in upper case: one name, one spelling.
+    b.add(&n(&user), 1, ns, 3600, &n("NS1.Glued.be."), f, 7)
+        .unwrap();
+    let zone = b.finish().unwrap();
+    let serial = zone.serial();
+    let p = Publisher::new(
+        zone,
+        None,
+        Vec::new(),
+        serial,
+        Settings::default(),
+        Sinks::default(),
+    )
+    .unwrap();
+    let entry = Suppression {
+        name: glued.clone(),
+        reason: "phishing".into(),
+        case: "C-1".into(),
+        added_by: "t".into(),
+        added_at: now_secs(),
+        expires: None,
+        ede: crate::suppress::EdeKind::Blocked,
+    };
+    p.apply(
+        Change::Suppress {
+            entries: vec![entry],
+        },
+        "t",
+        None,
+    )
+    .unwrap();
+    let kept = ask(&p, "ns1.glued.be.", Rtype::A);
+    assert_eq!(kept.rcode, 0);
+    assert_eq!(kept.answer.len(), 1, "{kept:?}");
+    assert_eq!(ask(&p, "ns2.glued.be.", Rtype::A).rcode, 3);
+    let referral = ask(&p, &format!("www.{user}"), Rtype::A);
+    assert!(
+        referral.additional.iter().any(|r| r.rtype == Rtype::A),
+        "{referral:?}"
+    );
+}
