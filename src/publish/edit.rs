@@ -88,6 +88,48 @@ pub fn shard_slot(id: ShardId) -> usize {
     id.map_or(0, |i| i + 1)
 }
 
+/// One value per shard slot (see [`shard_slot`]), kept in chunks of 64 slots
+/// shared between versions: a copy takes one reference per chunk (65) rather
+/// than one per slot (4,097), and changing a slot copies its chunk only. The
+/// publisher copies its per-shard indexes for every change, even one that
+/// touches a single shard.
+#[derive(Clone, Debug)]
+pub struct PerShard<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+}
+
+const PER_SHARD_CHUNK: usize = 64;
+
+impl<T: Clone + Default> Default for PerShard<T> {
+    fn default() -> Self {
+        let empty = Arc::new(vec![T::default(); PER_SHARD_CHUNK]);
+        PerShard {
+            chunks: vec![empty; (crate::zone::SHARDS + 1).div_ceil(PER_SHARD_CHUNK)],
+        }
+    }
+}
+
+impl<T: Clone + Default> PerShard<T> {
+    /// The value of a slot.
+    #[inline]
+    pub fn get(&self, slot: usize) -> &T {
+        &self.chunks[slot / PER_SHARD_CHUNK][slot % PER_SHARD_CHUNK]
+    }
+
+    /// The value of a slot, to change (its chunk is copied if shared).
+    pub fn get_mut(&mut self, slot: usize) -> &mut T {
+        &mut Arc::make_mut(&mut self.chunks[slot / PER_SHARD_CHUNK])[slot % PER_SHARD_CHUNK]
+    }
+
+    /// Every slot's value, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .take(crate::zone::SHARDS + 1)
+    }
+}
+
 /// The shard a name (by key) belongs to.
 ///
 /// Reads the key only up to the label below the origin (no copy): changes of
@@ -506,5 +548,32 @@ mod shard_id_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod per_shard_tests {
+    use super::*;
+
+    /// A copy shares every chunk; a change copies the changed slot's chunk only.
+    #[test]
+    fn a_copy_shares_chunks_and_a_change_copies_one() {
+        let mut a: PerShard<u32> = PerShard::default();
+        for slot in 0..=crate::zone::SHARDS {
+            *a.get_mut(slot) = slot as u32;
+        }
+        let mut b = a.clone();
+        *b.get_mut(4000) = 7;
+        assert_eq!((*a.get(4000), *b.get(4000)), (4000, 7));
+        let shared = a
+            .chunks
+            .iter()
+            .zip(&b.chunks)
+            .filter(|(x, y)| Arc::ptr_eq(x, y))
+            .count();
+        assert_eq!(shared, a.chunks.len() - 1);
+        let all: Vec<u32> = b.iter().copied().collect();
+        assert_eq!(all.len(), crate::zone::SHARDS + 1);
+        assert_eq!((all[0], all[4000], all[crate::zone::SHARDS]), (0, 7, 4096));
     }
 }

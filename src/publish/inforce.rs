@@ -4,8 +4,7 @@
 //! part only, so a single takedown costs the same with 100,000 names listed as
 //! with none.
 
-use super::edit::{shard_id, shard_slot as slot, Content, ShardId};
-use crate::zone;
+use super::edit::{shard_id, shard_slot as slot, Content, PerShard, ShardId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ fn id_of(slot: usize) -> ShardId {
 #[derive(Clone, Debug)]
 pub struct InForce {
     ol: usize,
-    shards: Vec<Arc<BTreeSet<Vec<u8>>>>,
+    shards: PerShard<Arc<BTreeSet<Vec<u8>>>>,
     len: usize,
 }
 
@@ -28,7 +27,7 @@ impl InForce {
     pub fn new(ol: usize) -> InForce {
         InForce {
             ol,
-            shards: vec![Arc::default(); zone::SHARDS + 1],
+            shards: PerShard::default(),
             len: 0,
         }
     }
@@ -45,7 +44,7 @@ impl InForce {
     /// Put a name in force; false if it already was.
     pub fn insert(&mut self, key: Vec<u8>) -> bool {
         let i = slot(shard_id(&key, self.ol));
-        let added = Arc::make_mut(&mut self.shards[i]).insert(key);
+        let added = Arc::make_mut(self.shards.get_mut(i)).insert(key);
         self.len += usize::from(added);
         added
     }
@@ -53,17 +52,17 @@ impl InForce {
     /// Take a name out of force; false if it was not in force.
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let i = slot(shard_id(key, self.ol));
-        if !self.shards[i].contains(key) {
+        if !self.shards.get(i).contains(key) {
             return false;
         }
-        Arc::make_mut(&mut self.shards[i]).remove(key);
+        Arc::make_mut(self.shards.get_mut(i)).remove(key);
         self.len -= 1;
         true
     }
 
     /// Whether this very name is in force.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.shards[slot(shard_id(key, self.ol))].contains(key)
+        self.shards.get(slot(shard_id(key, self.ol))).contains(key)
     }
 
     /// Whether a name (key) is suppressed: it or an ancestor below the origin is
@@ -72,7 +71,7 @@ impl InForce {
         if self.len == 0 {
             return false;
         }
-        let set = &self.shards[slot(shard_id(key, self.ol))];
+        let set = self.shards.get(slot(shard_id(key, self.ol)));
         !set.is_empty()
             && key
                 .iter()
@@ -82,7 +81,7 @@ impl InForce {
 
     /// The names in force in one shard.
     pub fn shard(&self, id: ShardId) -> impl Iterator<Item = &Vec<u8>> {
-        self.shards[slot(id)].iter()
+        self.shards.get(slot(id)).iter()
     }
 
     /// Every name in force (by shard, then key).

@@ -25,7 +25,6 @@ pub mod time;
 pub mod watch;
 
 use crate::name::Key;
-use crate::zone;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -83,7 +82,7 @@ pub struct Suppressions {
     /// Labels of the zone's origin.
     ol: usize,
     /// Index 0: names at or above the origin (never listed); `i + 1`: shard `i`.
-    shards: Vec<Option<Arc<Table>>>,
+    shards: crate::publish::edit::PerShard<Option<Arc<Table>>>,
     len: usize,
     filter: Arc<Filter>,
 }
@@ -233,13 +232,10 @@ impl Suppressions {
         if by.is_empty() {
             return;
         }
-        if self.shards.is_empty() {
-            self.shards = vec![None; zone::SHARDS + 1];
-        }
         let mut added: Vec<&[u8]> = Vec::new();
         let mut lifted = 0;
         for (slot, t) in &by {
-            let old = self.shards[*slot].as_deref();
+            let old = self.shards.get(*slot).as_deref();
             if let Some(old) = old {
                 lifted += old.keys().filter(|k| !t.contains_key(*k)).count();
                 self.len -= old.len();
@@ -277,7 +273,7 @@ impl Suppressions {
             f.stale = stale;
         }
         for (slot, t) in by {
-            self.shards[slot] = (!t.is_empty()).then(|| Arc::new(t));
+            *self.shards.get_mut(slot) = (!t.is_empty()).then(|| Arc::new(t));
         }
     }
 
@@ -295,7 +291,7 @@ impl Suppressions {
     fn get(&self, key: &[u8]) -> Option<&Effect> {
         let id = crate::publish::edit::shard_id(key, self.ol);
         self.shards
-            .get(crate::publish::edit::shard_slot(id))?
+            .get(crate::publish::edit::shard_slot(id))
             .as_ref()?
             .get(key)
     }
@@ -390,7 +386,7 @@ mod tests {
         assert!(t.len() < 5000);
         // Many lifts rebuild the filter; every remaining name is still found.
         let mut u = t.clone();
-        for id in (0..zone::SHARDS).map(Some) {
+        for id in (0..crate::zone::SHARDS).map(Some) {
             u = u.with_shards(1, [(id, Vec::new())]);
         }
         assert!(u.is_empty());
