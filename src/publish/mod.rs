@@ -355,8 +355,10 @@ impl State {
         if mine.is_empty() {
             return (out, withheld);
         }
-        // Each suppressed delegation's subtree (its name, its glue). The subtrees
-        // are disjoint: no delegation lies below another.
+        // Each suppressed delegation's subtree (its name, its glue). An NS set
+        // below another suppressed delegation is occluded data: its records go
+        // with the outer one, found first (keys sort a name before its
+        // descendants), and the inner one's pass finds them gone.
         let mut subtrees: Vec<(&Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         for d in mine {
             let Some(at) = out.get(d.as_slice()) else {
