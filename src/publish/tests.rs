@@ -20,6 +20,11 @@ fn publisher(signed: bool) -> Publisher {
         let s = Signer::new(zone.origin(), vec![k], Default::default()).unwrap();
         initial_dnssec(&mut zone, Arc::new(s)).unwrap()
     });
+    publisher_of(zone, dnssec)
+}
+
+/// A publisher of `zone` with no list, default settings and no sinks.
+fn publisher_of(zone: crate::zone::Zone, dnssec: Option<Dnssec>) -> Publisher {
     let serial = zone.serial();
     Publisher::new(
         zone,
@@ -30,6 +35,33 @@ fn publisher(signed: bool) -> Publisher {
         Sinks::default(),
     )
     .unwrap()
+}
+
+/// A suppression of `domain` (blocked, no expiry), added now.
+fn sup(domain: &str) -> Suppression {
+    Suppression {
+        name: n(domain),
+        reason: "r".into(),
+        case: "c".into(),
+        added_by: "t".into(),
+        added_at: now_secs(),
+        expires: None,
+        ede: crate::suppress::EdeKind::Blocked,
+    }
+}
+
+/// A zone builder for `be.` with its SOA and apex NS (lines 1 and 2 of `f`).
+fn be_builder(f: &std::path::Path) -> crate::zone::ZoneBuilder {
+    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+    let mut soa = n("a.nsset.be.");
+    soa.extend_from_slice(&n("tech.dns.be."));
+    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
+        soa.extend_from_slice(&v.to_be_bytes());
+    }
+    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
+    b.add(&n("be."), 1, Rtype::NS.0, 3600, &n("a.nsset.be."), f, 2)
+        .unwrap();
+    b
 }
 
 /// A publisher as a restart makes it from `p`'s checkpoint in `dir`, and the
@@ -129,15 +161,6 @@ fn every_change_is_journaled_and_replays_to_the_same_version() {
     let (j, _) = journal::Journal::open(&dir.join("journal"), 1 << 30).unwrap();
     p.set_journal(j);
     p.checkpoint(&dir.join("checkpoint"), 0).unwrap();
-    let sup = |d: &str| Suppression {
-        name: n(d),
-        reason: "r".into(),
-        case: "c".into(),
-        added_by: "t".into(),
-        added_at: now_secs(),
-        expires: None,
-        ede: crate::suppress::EdeKind::Blocked,
-    };
     p.apply(
         Change::Suppress {
             entries: vec![sup("secure.be."), sup("glued.be.")],
@@ -297,32 +320,14 @@ fn watch_lists_act_on_a_transfer_in_the_same_change_and_replay_the_same() {
 /// An unsigned publisher of `be.` with `count` delegations `d<i>.be.`, each
 /// to one out-of-zone name server.
 fn flat_publisher(count: usize) -> Publisher {
-    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
     let f = std::path::Path::new("flat.zone");
-    let mut soa = n("a.nsset.be.");
-    soa.extend_from_slice(&n("tech.dns.be."));
-    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
-        soa.extend_from_slice(&v.to_be_bytes());
-    }
-    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
-    b.add(&n("be."), 1, Rtype::NS.0, 3600, &n("a.nsset.be."), f, 2)
-        .unwrap();
+    let mut b = be_builder(f);
     for i in 0..count {
         let d = n(&format!("d{i}.be."));
         b.add(&d, 1, Rtype::NS.0, 3600, &n("ns1.example.net."), f, 3 + i)
             .unwrap();
     }
-    let zone = b.finish().unwrap();
-    let serial = zone.serial();
-    Publisher::new(
-        zone,
-        None,
-        Vec::new(),
-        serial,
-        Settings::default(),
-        Sinks::default(),
-    )
-    .unwrap()
+    publisher_of(b.finish().unwrap(), None)
 }
 
 #[test]
@@ -332,17 +337,7 @@ fn a_bulk_suppression_decodes_each_shard_a_bounded_number_of_times() {
     // suppression per shard: a 100,000-name bulk add took over a minute.
     let count = 40_000;
     let p = flat_publisher(count);
-    let entries: Vec<Suppression> = (0..count)
-        .map(|i| Suppression {
-            name: n(&format!("d{i}.be.")),
-            reason: "bulk".into(),
-            case: "B-1".into(),
-            added_by: "t".into(),
-            added_at: now_secs(),
-            expires: None,
-            ede: crate::suppress::EdeKind::Blocked,
-        })
-        .collect();
+    let entries: Vec<Suppression> = (0..count).map(|i| sup(&format!("d{i}.be."))).collect();
     let before = SOURCE_DECODES.load(std::sync::atomic::Ordering::Relaxed);
     let o = p.apply(Change::Suppress { entries }, "t", None).unwrap();
     let decodes = SOURCE_DECODES.load(std::sync::atomic::Ordering::Relaxed) - before;
@@ -438,18 +433,10 @@ fn glue_a_delegation_of_the_same_shard_needs_stays_after_a_takedown() {
         .map(|i| format!("u{i}.be."))
         .find(|u| edit::shard_id(&name::key_of(&n(u)), 1) == shard)
         .unwrap();
-    let mut b = crate::zone::ZoneBuilder::new(&n("be."));
     let f = std::path::Path::new("same-shard.zone");
-    let mut soa = n("a.nsset.be.");
-    soa.extend_from_slice(&n("tech.dns.be."));
-    for v in [2024061101u32, 3600, 1800, 3_600_000, 600] {
-        soa.extend_from_slice(&v.to_be_bytes());
-    }
+    let mut b = be_builder(f);
     let ns = Rtype::NS.0;
     let a = Rtype::A.0;
-    b.add(&n("be."), 1, Rtype::SOA.0, 3600, &soa, f, 1).unwrap();
-    b.add(&n("be."), 1, ns, 3600, &n("a.nsset.be."), f, 2)
-        .unwrap();
     b.add(&glued, 1, ns, 3600, &n("ns1.glued.be."), f, 3)
         .unwrap();
     b.add(&glued, 1, ns, 3600, &n("ns2.glued.be."), f, 4)
@@ -461,29 +448,10 @@ fn glue_a_delegation_of_the_same_shard_needs_stays_after_a_takedown() {
     // The other delegation names the host in upper case: one name, one spelling.
     b.add(&n(&user), 1, ns, 3600, &n("NS1.Glued.be."), f, 7)
         .unwrap();
-    let zone = b.finish().unwrap();
-    let serial = zone.serial();
-    let p = Publisher::new(
-        zone,
-        None,
-        Vec::new(),
-        serial,
-        Settings::default(),
-        Sinks::default(),
-    )
-    .unwrap();
-    let entry = Suppression {
-        name: glued.clone(),
-        reason: "phishing".into(),
-        case: "C-1".into(),
-        added_by: "t".into(),
-        added_at: now_secs(),
-        expires: None,
-        ede: crate::suppress::EdeKind::Blocked,
-    };
+    let p = publisher_of(b.finish().unwrap(), None);
     p.apply(
         Change::Suppress {
-            entries: vec![entry],
+            entries: vec![sup("glued.be.")],
         },
         "t",
         None,
