@@ -698,11 +698,8 @@ fn commit(
         record_journal(st, &entry)?;
         st.next_id += 1;
     }
-    let ol = st.ol;
     st.withheld.replace([None].iter(), withheld);
-    let origin = st.origin.clone();
-    let src = st.source(&next.zone, None);
-    st.remote.set_shard(None, &src, &origin, ol);
+    st.refresh_remote(&next.zone, &[None]);
     p.publish(next);
     Ok(Outcome {
         id,

@@ -137,15 +137,6 @@ struct RemoteUsers {
 }
 
 impl RemoteUsers {
-    /// Replace what one shard contributes, from its source content.
-    fn set_shard(&mut self, id: ShardId, content: &Content, origin: &[u8], ol: usize) {
-        let delegations = content.iter().filter_map(|(k, sets)| {
-            let ns = sets.iter().find(|s| s.rtype == Rtype::NS.0)?;
-            Some((k.as_slice(), ns.rdatas.iter().map(|r| r.as_slice())))
-        });
-        self.set_shard_ns(id, delegations, origin, ol);
-    }
-
     /// Replace what one shard contributes, given each delegation's key and NS targets;
     /// only targets in the zone but in another shard are kept.
     fn set_shard_ns<'a, T: Iterator<Item = &'a [u8]>>(
@@ -312,6 +303,20 @@ impl State {
         Effect {
             code: e.ede.code(),
             text: self.settings.ede_text.clone(),
+        }
+    }
+
+    /// Bring the cross-shard NS targets up to date for changed shards of `zone`
+    /// (read from the shards and what they withhold: no decode).
+    fn refresh_remote<'a>(&mut self, zone: &Zone, ids: impl IntoIterator<Item = &'a ShardId>) {
+        for id in ids {
+            let sh = match id {
+                None => zone.apex_shard(),
+                Some(i) => zone.shard(*i),
+            };
+            let extra: Vec<&Content> = self.withheld.shard(*id).map(|(_, c)| c).collect();
+            self.remote
+                .set_shard_from(*id, &sh.data, &extra, &self.origin, self.ol);
         }
     }
 
@@ -1177,18 +1182,8 @@ impl Publisher {
                 }
             }
         }
-        let ol = st.ol;
         st.withheld.replace(affected.iter(), withheld);
-        // Read from the new shards and what they withhold (no decode of the shard).
-        for id in &affected {
-            let sh = match id {
-                None => snap.zone.apex_shard(),
-                Some(i) => snap.zone.shard(*i),
-            };
-            let extra: Vec<&Content> = st.withheld.shard(*id).map(|(_, c)| c).collect();
-            st.remote
-                .set_shard_from(*id, &sh.data, &extra, &st.origin, ol);
-        }
+        st.refresh_remote(&snap.zone, &affected);
         self.publish(snap);
         if !found.hits.is_empty() {
             for h in found.hits.iter_mut() {

@@ -357,21 +357,10 @@ impl Publisher {
 impl State {
     /// Build the cross-shard NS target index of a zone (with what suppressions withhold).
     pub(super) fn build_remote(&mut self, zone: &Zone) {
-        let origin = self.origin.clone();
-        let ol = self.ol;
-        let mut remote = RemoteUsers::default();
-        let mut by: HashMap<ShardId, Vec<&Content>> = HashMap::new();
-        for (d, c) in self.withheld.iter() {
-            by.entry(shard_id(d, ol)).or_default().push(c);
-        }
-        for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
-            let sh = match id {
-                None => zone.apex_shard(),
-                Some(i) => zone.shard(i),
-            };
-            let extra: Vec<&Content> = by.remove(&id).unwrap_or_default();
-            remote.set_shard_from(id, &sh.data, &extra, &origin, ol);
-        }
-        self.remote = remote;
+        self.remote = RemoteUsers::default();
+        let all: Vec<ShardId> = std::iter::once(None)
+            .chain((0..zone::SHARDS).map(Some))
+            .collect();
+        self.refresh_remote(zone, &all);
     }
 }
