@@ -50,7 +50,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The file form of a suppression.
+    /// The file form of a suppression: what [`render_list`] writes for it
+    /// (kept as the reference its test compares against).
+    #[cfg(test)]
     pub fn from_suppression(s: &Suppression) -> Entry {
         Entry {
             domain: crate::name::to_text(&s.name),
