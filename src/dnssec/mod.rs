@@ -33,7 +33,7 @@ use chain::{Chain, ChainPos};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use signer::{canonical_rdata, now, tick, Policy, SignError, Signer, FAULT_SIGN_ENV};
+pub use signer::{canonical_rdata, now, tick, Policy, SignError, Signer, Signers, FAULT_SIGN_ENV};
 pub use sigs::{ShardSigs, SigSet, Slot};
 
 /// Apex RRsets that come from the signer rather than the zone file.

@@ -87,6 +87,32 @@ pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Which keys sign an RRset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signers {
+    /// The KSKs: the DNSKEY RRset.
+    Ksk,
+    /// The ZSKs: every RRset but those at the apex below.
+    Zsk,
+    /// The KSKs and the ZSKs: CDS and CDNSKEY. The KSK signature is the one
+    /// RFC 7344 §4.1 asks for (a key the parent's DS set names); the ZSK's keeps
+    /// them valid for a resolver holding the DNSKEY RRset from before a
+    /// double-DS swap of the KSKs (RFC 7583 §3.3.1), since the ZSK is in both
+    /// sets while no KSK is.
+    Both,
+}
+
+impl Signers {
+    /// The keys that sign an RRset of this type.
+    pub fn of(rtype: Rtype) -> Signers {
+        match rtype {
+            Rtype::DNSKEY => Signers::Ksk,
+            Rtype::CDS | Rtype::CDNSKEY => Signers::Both,
+            _ => Signers::Zsk,
+        }
+    }
+}
+
 /// A key set and policy, able to sign.
 ///
 /// The DNSKEY RRset it serves and the keys it signs with are apart: during a
@@ -100,9 +126,14 @@ pub struct Signer {
     policy: Policy,
     ksks: Vec<SigningKey>,
     zsks: Vec<SigningKey>,
-    /// Per key of `ksks` then `zsks`: the served DNSKEY it verifies against (index), if published.
+    /// The keys of `ksks`, then those of `zsks` that are not KSKs too: they sign
+    /// CDS and CDNSKEY (see [`Signers::Both`]).
+    cds_keys: Vec<SigningKey>,
+    /// Per key of `ksks`, `zsks` and `cds_keys`: the served DNSKEY it verifies
+    /// against (index), if published.
     served_ksk: Vec<Option<usize>>,
     served_zsk: Vec<Option<usize>>,
+    served_cds: Vec<Option<usize>>,
     origin: Vec<u8>,
     dnskey_rdatas: Vec<Vec<u8>>,
     /// Signatures made (all paths).
@@ -228,12 +259,28 @@ impl Signer {
         if published.is_empty() {
             return Err(SignError("no DNSKEY would be published".into()));
         }
+        let mut cds: Vec<(SigningKey, Option<usize>)> = ksks
+            .iter()
+            .cloned()
+            .zip(served_ksk.iter().copied())
+            .collect();
+        for (k, at) in zsks.iter().zip(&served_zsk) {
+            if !cds
+                .iter()
+                .any(|(c, _)| c.dnskey_rdata() == k.dnskey_rdata())
+            {
+                cds.push((k.clone(), *at));
+            }
+        }
+        let (cds_keys, served_cds) = cds.into_iter().unzip();
         Ok(Signer {
             policy,
             ksks,
             zsks,
+            cds_keys,
             served_ksk,
             served_zsk,
+            served_cds,
             origin: name::to_lowercase(origin),
             dnskey_rdatas: published,
             made: AtomicU64::new(0),
@@ -275,15 +322,19 @@ impl Signer {
 
     /// Whether an RRset of this type is signed by the KSKs (DNSKEY, CDS, CDNSKEY).
     pub fn signed_by_ksk(rtype: Rtype) -> bool {
-        matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY)
+        Signers::of(rtype) != Signers::Zsk
     }
 
     /// The keys that sign an RRset of this type.
     pub fn keys_for(&self, rtype: Rtype) -> &[SigningKey] {
-        if Self::signed_by_ksk(rtype) {
-            &self.ksks
-        } else {
-            &self.zsks
+        self.keys_of(Signers::of(rtype)).0
+    }
+
+    fn keys_of(&self, which: Signers) -> (&[SigningKey], &[Option<usize>]) {
+        match which {
+            Signers::Ksk => (&self.ksks, &self.served_ksk),
+            Signers::Zsk => (&self.zsks, &self.served_zsk),
+            Signers::Both => (&self.cds_keys, &self.served_cds),
         }
     }
 
@@ -330,7 +381,7 @@ impl Signer {
         rtype: Rtype,
         ttl: u32,
         mut rdatas: Vec<Vec<u8>>,
-        with_ksk: bool,
+        which: Signers,
     ) -> Result<SigSet, SignError> {
         if self.fault.as_deref() == Some(owner_lower) {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -356,11 +407,7 @@ impl Signer {
             0
         };
         let expiration = now.wrapping_add(self.policy.validity).wrapping_add(jitter);
-        let (keys, served) = if with_ksk {
-            (&self.ksks, &self.served_ksk)
-        } else {
-            (&self.zsks, &self.served_zsk)
-        };
+        let (keys, served) = self.keys_of(which);
         let labels = rrsig::labels_count(owner_lower);
         let mut data = Vec::with_capacity(keys.len() * 120);
         let mut scratch = Vec::with_capacity(512);
@@ -409,13 +456,7 @@ impl Signer {
     pub fn sign_set(&self, node: NodeRef<'_>, set: SetRef<'_>) -> Result<SigSet, SignError> {
         let rtype = set.rtype();
         let rdatas = set.rdatas().map(|r| canonical_rdata(rtype, r)).collect();
-        self.sign(
-            &node.name(),
-            rtype,
-            set.ttl(),
-            rdatas,
-            Self::signed_by_ksk(rtype),
-        )
+        self.sign(&node.name(), rtype, set.ttl(), rdatas, Signers::of(rtype))
     }
 
     /// The owner name of an NSEC3 record: `<base32hex(hash)>.<origin>`, into `out`.
@@ -434,7 +475,7 @@ impl Signer {
         let n = Self::nsec3_owner(&self.origin, chain.hash(pos), &mut owner);
         let mut rdata = Vec::with_capacity(64);
         chain.rdata(pos, &mut rdata);
-        self.sign(&owner[..n], Rtype::NSEC3, ttl, vec![rdata], false)
+        self.sign(&owner[..n], Rtype::NSEC3, ttl, vec![rdata], Signers::Zsk)
     }
 
     /// Sign the DNSKEY RRset (with the KSKs).
@@ -444,7 +485,7 @@ impl Signer {
             Rtype::DNSKEY,
             self.policy.dnskey_ttl,
             self.dnskey_rdatas.clone(),
-            true,
+            Signers::Ksk,
         )
     }
 
@@ -455,7 +496,7 @@ impl Signer {
             Rtype::NSEC3PARAM,
             0,
             vec![self.policy.nsec3.param_rdata()],
-            false,
+            Signers::Zsk,
         )
     }
 }

@@ -24,7 +24,7 @@ use super::change::{Change, ChangeError, NameEdit, Outcome};
 use super::edit::{RecSet, ShardId};
 use super::{build_apex, diff, journal, now_secs, record_journal, Mode, Publisher, State};
 use crate::dnssec::lifecycle::KeySet;
-use crate::dnssec::{ApexSigs, Dnssec, SigSet, Signer, Slot};
+use crate::dnssec::{ApexSigs, Dnssec, SigSet, Signer, Signers, Slot};
 use crate::handler::Snapshot;
 use crate::name;
 use crate::wire::Rtype;
@@ -139,7 +139,7 @@ fn walk(snap: &Snapshot, signer: &Signer, limit: usize) -> (Coverage, Vec<Work>)
             .map(|k| (k.key_tag(), k.algorithm().number()))
             .collect()
     };
-    let (want_k, want_z) = (want(Rtype::DNSKEY), want(Rtype::SOA));
+    let (want_k, want_c, want_z) = (want(Rtype::DNSKEY), want(Rtype::CDS), want(Rtype::SOA));
     // What to do with one signature set: None when it is right, else what to keep.
     let mut look =
         |s: &SigSet, rtype: Rtype, what: &dyn Fn() -> String| -> Option<Option<Arc<SigSet>>> {
@@ -165,7 +165,11 @@ fn walk(snap: &Snapshot, signer: &Signer, limit: usize) -> (Coverage, Vec<Work>)
                     c.broken_examples.push(what());
                 }
             }
-            let want = if ksk { &want_k } else { &want_z };
+            let want = match Signers::of(rtype) {
+                Signers::Ksk => &want_k,
+                Signers::Both => &want_c,
+                Signers::Zsk => &want_z,
+            };
             if have == *want {
                 return None;
             }
@@ -456,7 +460,7 @@ fn set_keys(
         ),
     };
     nd.apex.dnskey.store(Some(dnskey_sig));
-    // CDS and CDNSKEY are signed by the KSKs: again whenever those change.
+    // CDS and CDNSKEY are signed by the KSKs and ZSKs: again whenever those change.
     let apex = snap.zone.apex_shard();
     if let (Some(sigs), Some(node)) = (apex.sigs.as_ref(), apex.data.find(&apex_key)) {
         for t in [Rtype::CDS, Rtype::CDNSKEY] {
@@ -973,17 +977,38 @@ mod tests {
             cds[0].rdata,
             crate::dnssec::key::ds_rdata(b"\x02be\x00", &ksk.dnskey, 2).unwrap()
         );
-        let sigs = crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG);
-        assert_eq!(sigs.len(), 1);
+        let zsk = l
+            .set
+            .records
+            .iter()
+            .find(|r| r.role == KeyRole::Zsk)
+            .unwrap()
+            .tag;
+        let signers = |m: &crate::wire::decode::Message| -> BTreeSet<u16> {
+            crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG)
+                .iter()
+                .map(|r| u16::from_be_bytes([r.rdata[16], r.rdata[17]]))
+                .collect()
+        };
         assert_eq!(
-            u16::from_be_bytes([sigs[0].rdata[16], sigs[0].rdata[17]]),
-            ksk.tag,
-            "signed by the KSK"
+            signers(&m),
+            BTreeSet::from([ksk.tag, zsk]),
+            "signed by the KSK and the ZSK"
         );
         // Nothing changes: refused as unchanged.
         assert_eq!(step(&mut l, |_| {}).unwrap_err(), ChangeError::Unchanged);
         // A KSK swap (double-DS: both DS at the parent) signs CDS and CDNSKEY again
-        // with the new KSK alone, in the same step.
+        // with the new KSK, in the same step. A resolver still holding the DNSKEY
+        // RRset from before the swap knows the ZSK and not the new KSK: the ZSK's
+        // signature keeps CDS and CDNSKEY valid for it (DNSKEY itself comes with
+        // its own new signature).
+        let before: BTreeSet<u16> = l
+            .set
+            .records
+            .iter()
+            .filter(|r| r.published())
+            .map(|r| r.tag)
+            .collect();
         let mut new = new_key(&mut l, KeyRole::Ksk);
         new.ds = crate::dnssec::lifecycle::DsState::Seen;
         let nt = new.tag;
@@ -1002,12 +1027,18 @@ mod tests {
         for t in [Rtype::CDS, Rtype::CDNSKEY, Rtype::DNSKEY] {
             let m = ask(&snap, "be.", t);
             assert_eq!(crate::wire::decode::Message::of(&m.answer, t).len(), 2);
-            let sigs = crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG);
-            let tags: Vec<u16> = sigs
-                .iter()
-                .map(|r| u16::from_be_bytes([r.rdata[16], r.rdata[17]]))
-                .collect();
-            assert_eq!(tags, vec![nt], "{t:?} signed by the new KSK alone");
+            let want = if t == Rtype::DNSKEY {
+                BTreeSet::from([nt])
+            } else {
+                BTreeSet::from([nt, zsk])
+            };
+            assert_eq!(signers(&m), want, "{t:?}");
+            if t != Rtype::DNSKEY {
+                assert!(
+                    !signers(&m).is_disjoint(&before),
+                    "{t:?} is signed by a key of the DNSKEY RRset before the swap"
+                );
+            }
         }
         std::fs::remove_dir_all(&l.dir).unwrap();
     }
