@@ -111,6 +111,7 @@ if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
   cat "$WORK/reload.out"
   cat "$WORK/lat-reload"
   echo "belfry: RSS during the reload, max sampled $(sort -n "$WORK/rss" | tail -1) MB"
+  echo "belfry: RSS every 0.5 s from the reload command on (MB): $(awk 'NF && NR % 5 == 1' "$WORK/rss" | tr '\n' ' ')"
   grep -i 'reload' "$D/log" | tail -3
   # The same size of change again, with nothing else running on the machine.
   python3 "$ROOT/contrib/bench/mkchange.py" "$D/be.zone" "$WORK/changed3.zone" --seed 3 >/dev/null

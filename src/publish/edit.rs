@@ -296,53 +296,61 @@ fn chain_delta(old: &ZShard, new: &ZShard, id: ShardId, d: &Dnssec) -> ChainDelt
 /// The types the signer adds at the apex (they appear in the apex NSEC3 bitmap).
 pub const APEX_EXTRA: [Rtype; 2] = [Rtype::DNSKEY, Rtype::NSEC3PARAM];
 
-/// Make the next version from the current one and the new contents of some shards.
-///
-/// `apex_wildcard`: whether `*.<origin>` exists in the next version (the apex
-/// flag depends on another shard).
-pub fn next_version(
+/// Build (and check) one touched shard of the next version from its content,
+/// with the signatures of its unchanged RRsets carried over from the served shard.
+pub fn build_one(
     zone: &Zone,
     dnssec: Option<&Dnssec>,
-    contents: Vec<(ShardId, Content)>,
-    ctx: &(dyn ZoneContext + Sync),
-    hints: Option<&Hints>,
-) -> Result<Next, EditError> {
-    let origin = zone.origin().to_vec();
-    let ol = zone.origin_labels();
-    let mut signed = 0usize;
-    let threads = if contents.len() > 8 {
+    id: ShardId,
+    content: &Content,
+    ctx: &dyn ZoneContext,
+) -> Result<(ShardId, Arc<ZShard>), EditError> {
+    let data =
+        build_shard(content, id, zone.origin(), zone.origin_labels(), ctx).map_err(err_text)?;
+    let old = match id {
+        None => zone.apex_shard(),
+        Some(i) => zone.shard(i),
+    };
+    let zs = match dnssec {
+        None => ZShard::unsigned(Arc::new(data)),
+        Some(_) => {
+            let old_pair = old.sigs.as_ref().map(|s| (&*old.data, s));
+            let (sigs, _missing) = ShardSigs::carried(&data, old_pair);
+            ZShard {
+                data: Arc::new(data),
+                sigs: Some(sigs),
+            }
+        }
+    };
+    Ok((id, Arc::new(zs)))
+}
+
+/// Threads for work over `n` shards: every core (at most 8) when there are more than 8.
+pub fn shard_threads(n: usize) -> usize {
+    if n > 8 {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8)
     } else {
         1
-    };
-    // Build (and check) every touched shard, on all cores for a big change.
-    let results: Vec<Result<(ShardId, Arc<ZShard>), EditError>> =
-        crate::zone::build::par_map(contents, threads, |(id, content)| {
-            let data = build_shard(&content, id, &origin, ol, ctx).map_err(err_text)?;
-            let old = match id {
-                None => zone.apex_shard(),
-                Some(i) => zone.shard(i),
-            };
-            let zs = match dnssec {
-                None => ZShard::unsigned(Arc::new(data)),
-                Some(_) => {
-                    let old_pair = old.sigs.as_ref().map(|s| (&*old.data, s));
-                    let (sigs, _missing) = ShardSigs::carried(&data, old_pair);
-                    ZShard {
-                        data: Arc::new(data),
-                        sigs: Some(sigs),
-                    }
-                }
-            };
-            Ok((id, Arc::new(zs)))
-        });
-    let mut built: Vec<(ShardId, Arc<ZShard>)> = Vec::with_capacity(results.len());
-    for r in results {
-        built.push(r?);
     }
+}
+
+/// Make the next version from the current one and some shards already built
+/// with [`build_one`]: the apex's wildcard flag, the signatures the new RRsets
+/// need, and the NSEC3 chain.
+pub fn next_version(
+    zone: &Zone,
+    dnssec: Option<&Dnssec>,
+    mut built: Vec<(ShardId, Arc<ZShard>)>,
+    ctx: &(dyn ZoneContext + Sync),
+    hints: Option<&Hints>,
+) -> Result<Next, EditError> {
+    let origin = zone.origin().to_vec();
+    let ol = zone.origin_labels();
+    let mut signed = 0usize;
+    let threads = shard_threads(built.len());
     // The apex's wildcard flag depends on the shard of `*.<origin>`.
     let mut next_zone = zone.with_shards(built.clone());
     let star_present = {
@@ -400,9 +408,8 @@ pub fn next_version(
         });
     };
     // Sign what has no signature yet in the rebuilt shards (on all cores for a big change).
-    let sign_threads = if built.len() > 8 { threads } else { 1 };
     let made: Vec<Result<usize, EditError>> =
-        crate::zone::build::par_map(built.clone(), sign_threads, |(id, zs)| {
+        crate::zone::build::par_map(built.clone(), threads, |(id, zs)| {
             let Some(sigs) = zs.sigs.as_ref() else {
                 return Ok(0);
             };
@@ -440,7 +447,7 @@ pub fn next_version(
     }
     // The NSEC3 chain: names whose record appeared, went, or changed its bitmap.
     let deltas: Vec<ChainDelta> =
-        crate::zone::build::par_map(built.clone(), sign_threads, |(id, new)| {
+        crate::zone::build::par_map(built.clone(), threads, |(id, new)| {
             let old = match id {
                 None => zone.apex_shard().clone(),
                 Some(i) => zone.shard(i).clone(),

@@ -200,6 +200,9 @@ impl Publisher {
                 }
             }
         }
+        // The new zone has said all it had to: its memory goes back before the
+        // next version is built (a reload's peak is both zones at once).
+        drop(new);
         let names = edits.len();
         let change = Change::Edit {
             edits,
