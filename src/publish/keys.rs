@@ -778,6 +778,11 @@ mod tests {
         r
     }
 
+    /// The tag of the lab's first key of a role.
+    fn tag_of(l: &Lab, role: KeyRole) -> u16 {
+        l.set.records.iter().find(|r| r.role == role).unwrap().tag
+    }
+
     fn new_zsk(l: &mut Lab) -> KeyRecord {
         new_key(l, KeyRole::Zsk)
     }
@@ -851,13 +856,7 @@ mod tests {
     #[test]
     fn a_zsk_rollover_is_refused_until_resigned_and_replays_to_the_same_version() {
         let mut l = lab("zsk", false);
-        let old = l
-            .set
-            .records
-            .iter()
-            .find(|r| r.role == KeyRole::Zsk)
-            .unwrap()
-            .tag;
+        let old = tag_of(&l, KeyRole::Zsk);
         let new = new_zsk(&mut l);
         let nt = new.tag;
         step(&mut l, |r| {
@@ -977,13 +976,7 @@ mod tests {
             cds[0].rdata,
             crate::dnssec::key::ds_rdata(b"\x02be\x00", &ksk.dnskey, 2).unwrap()
         );
-        let zsk = l
-            .set
-            .records
-            .iter()
-            .find(|r| r.role == KeyRole::Zsk)
-            .unwrap()
-            .tag;
+        let zsk = tag_of(&l, KeyRole::Zsk);
         let signers = |m: &crate::wire::decode::Message| -> BTreeSet<u16> {
             crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG)
                 .iter()
