@@ -821,6 +821,14 @@ mod tests {
         crate::wire::decode::decode(&out).unwrap()
     }
 
+    /// The key tags of the RRSIGs in an answer.
+    fn signers(m: &crate::wire::decode::Message) -> BTreeSet<u16> {
+        crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG)
+            .iter()
+            .map(|r| u16::from_be_bytes([r.rdata[16], r.rdata[17]]))
+            .collect()
+    }
+
     fn served_tags(p: &Publisher) -> Vec<u16> {
         let snap = p.snapshot();
         let mut v: Vec<u16> = snap
@@ -855,8 +863,18 @@ mod tests {
 
     #[test]
     fn a_zsk_rollover_is_refused_until_resigned_and_replays_to_the_same_version() {
-        let mut l = lab("zsk", false);
+        zsk_rollover(false);
+    }
+
+    #[test]
+    fn a_zsk_rollover_with_cds_moves_the_cds_signature_to_the_new_zsk() {
+        zsk_rollover(true);
+    }
+
+    fn zsk_rollover(cds: bool) {
+        let mut l = lab(if cds { "zsk-cds" } else { "zsk" }, cds);
         let old = tag_of(&l, KeyRole::Zsk);
+        let ksk = tag_of(&l, KeyRole::Ksk);
         let new = new_zsk(&mut l);
         let nt = new.tag;
         step(&mut l, |r| {
@@ -876,6 +894,14 @@ mod tests {
             }
         })
         .unwrap();
+        if cds {
+            // CDS and CDNSKEY are signed again in the same step, by the new ZSK.
+            let snap = l.p.snapshot_full();
+            for t in [Rtype::CDS, Rtype::CDNSKEY] {
+                let m = ask(&snap, "be.", t);
+                assert_eq!(signers(&m), BTreeSet::from([ksk, nt]), "{t:?}");
+            }
+        }
         let c = coverage(&l.p.snapshot_full());
         assert!(c.mismatched > 0 && c.uses(old, 13) && !c.covers(nt, 13, false));
         // Removing the old ZSK now would leave RRsets without a valid chain.
@@ -977,12 +1003,6 @@ mod tests {
             crate::dnssec::key::ds_rdata(b"\x02be\x00", &ksk.dnskey, 2).unwrap()
         );
         let zsk = tag_of(&l, KeyRole::Zsk);
-        let signers = |m: &crate::wire::decode::Message| -> BTreeSet<u16> {
-            crate::wire::decode::Message::of(&m.answer, Rtype::RRSIG)
-                .iter()
-                .map(|r| u16::from_be_bytes([r.rdata[16], r.rdata[17]]))
-                .collect()
-        };
         assert_eq!(
             signers(&m),
             BTreeSet::from([ksk.tag, zsk]),
