@@ -92,7 +92,7 @@ pub fn canonical_rdata(rtype: Rtype, rdata: &[u8]) -> Vec<u8> {
 pub enum Signers {
     /// The KSKs: the DNSKEY RRset.
     Ksk,
-    /// The ZSKs: every RRset but those at the apex below.
+    /// The ZSKs: every other RRset (NSEC3 and NSEC3PARAM included).
     Zsk,
     /// The KSKs and the ZSKs: CDS and CDNSKEY. The KSK signature is the one
     /// RFC 7344 §4.1 asks for (a key the parent's DS set names); the ZSK's keeps
