@@ -53,7 +53,8 @@ pub struct KeyManager {
     scanned: Option<(usize, u32)>,
     resign_left: u64,
     next_resign: Instant,
-    max_ttl: Option<(u32, Instant, u64)>,
+    /// The serial whose largest TTL `timing` holds.
+    max_ttl_of: Option<u32>,
     last_error: Option<String>,
 }
 
@@ -62,17 +63,12 @@ fn now() -> u64 {
 }
 
 /// The largest TTL of any signed RRset of a version (NSEC3 records included).
+/// Each shard knows its own largest, so this reads one number per shard.
 pub fn zone_max_ttl(snap: &crate::handler::Snapshot) -> u64 {
     let zone = &*snap.zone;
     let mut max = 0u32;
     for zs in std::iter::once(zone.apex_shard()).chain(zone.shards().iter()) {
-        let sh = &*zs.data;
-        for (node, set) in sh.node_rrsets() {
-            let s = sh.rrset(set);
-            if crate::dnssec::sigs::signable(sh.node(node).flags, s.rtype) {
-                max = max.max(s.ttl);
-            }
-        }
+        max = max.max(zs.data.max_signed_ttl());
     }
     if let Some(d) = snap.dnssec.as_deref() {
         max = max.max(d.nsec3_ttl).max(d.signer.policy().dnskey_ttl);
@@ -171,7 +167,7 @@ impl KeyManager {
             scanned: None,
             resign_left: 0,
             next_resign: Instant::now(),
-            max_ttl: None,
+            max_ttl_of: None,
             last_error: None,
         }))
     }
@@ -338,17 +334,10 @@ impl KeyManager {
     }
 
     fn refresh_timing(&mut self, p: &Publisher) {
-        let snap = p.snapshot_full();
-        let stale = match self.max_ttl {
-            None => true,
-            Some((serial, at, _)) => {
-                serial != snap.serial && at.elapsed() > Duration::from_secs(30)
-            }
-        };
-        if stale {
-            let m = zone_max_ttl(&snap);
-            self.max_ttl = Some((snap.serial, Instant::now(), m));
-            self.timing.zone_max_ttl = m;
+        let snap = p.snapshot();
+        if self.max_ttl_of != Some(snap.serial) {
+            self.timing.zone_max_ttl = zone_max_ttl(&snap);
+            self.max_ttl_of = Some(snap.serial);
         }
     }
 

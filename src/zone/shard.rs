@@ -193,6 +193,10 @@ pub struct Shard {
     glue: Vec<Glue>,
     /// Counters of this shard.
     pub stats: ZoneStats,
+    /// The largest TTL of an RRset the zone's signer signs here (every RRset but
+    /// the NS of a delegation and what is below a cut): the key manager's
+    /// timing needs the zone's largest, and reads it from each shard.
+    max_signed_ttl: u32,
 }
 
 impl Shard {
@@ -206,7 +210,13 @@ impl Shard {
             rdata: Vec::new(),
             glue: Vec::new(),
             stats: ZoneStats::default(),
+            max_signed_ttl: 0,
         }
+    }
+
+    /// The largest TTL of an RRset that is signed in this shard (0 when none is).
+    pub fn max_signed_ttl(&self) -> u32 {
+        self.max_signed_ttl
     }
 
     /// Number of names.
@@ -599,6 +609,7 @@ impl ShardBuilder {
                 rdata,
                 glue: Vec::new(),
                 stats,
+                max_signed_ttl: 0,
             },
             first_src,
             apex: self.apex,
@@ -826,9 +837,19 @@ impl Indexed {
         }
         // Below-cut nodes are found from their parents; a delegation below another
         // one is below that cut too (its NS are then glue-area data: an error above).
+        let mut max_ttl = 0;
         for (node, f) in flags.into_iter().enumerate() {
-            self.shard.nodes[node].flags = f;
+            let sh = &mut self.shard;
+            sh.nodes[node].flags = f;
+            let nd = sh.nodes[node];
+            let base = nd.rrset_start as usize;
+            for s in &sh.rrsets[base..base + nd.rrset_count as usize] {
+                if crate::dnssec::sigs::signable(f, s.rtype) {
+                    max_ttl = max_ttl.max(s.ttl);
+                }
+            }
         }
+        self.shard.max_signed_ttl = max_ttl;
         stats.names = n_nodes;
         self.shard.stats = stats;
         Ok(())
@@ -1037,5 +1058,47 @@ mod tests {
                 assert_eq!(t.find(k, |_| false), None);
             }
         }
+    }
+
+    #[test]
+    fn a_shard_knows_the_largest_ttl_its_signer_signs() {
+        let n = |t: &str| name::from_text(t, &[0]).unwrap();
+        let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+        let f = std::path::Path::new("t.zone");
+        let mut soa = n("a.nsset.be.");
+        soa.extend_from_slice(&n("tech.dns.be."));
+        soa.extend_from_slice(&[0; 20]);
+        let mut ds = vec![0x30, 0x39, 13, 2];
+        ds.extend_from_slice(&[0xAB; 32]);
+        for (owner, t, ttl, rdata) in [
+            ("be.", Rtype::SOA, 3600, soa),
+            ("be.", Rtype::NS, 3600, n("a.nsset.be.")),
+            ("a.nsset.be.", Rtype::A, 3600, vec![192, 0, 2, 1]),
+            // Not signed: the NS of a delegation and its glue.
+            ("glued.be.", Rtype::NS, 172_800, n("ns1.glued.be.")),
+            ("ns1.glued.be.", Rtype::A, 200_000, vec![198, 51, 100, 1]),
+            // Signed: the DS of a delegation, other data.
+            ("glued.be.", Rtype::DS, 7200, ds),
+            ("txt.be.", Rtype::TXT, 5000, b"\x02hi".to_vec()),
+        ] {
+            b.add(&n(owner), 1, t.0, ttl, &rdata, f, 1).unwrap();
+        }
+        let zone = b.finish().unwrap();
+        let shards = || std::iter::once(zone.apex_shard()).chain(zone.shards().iter());
+        let max = shards().map(|s| s.data.max_signed_ttl()).max();
+        assert_eq!(max, Some(7200));
+        // The same as a walk over every RRset finds.
+        let mut walked = 0;
+        for zs in shards() {
+            let sh = &*zs.data;
+            for (node, set) in sh.node_rrsets() {
+                let s = sh.rrset(set);
+                if crate::dnssec::sigs::signable(sh.node(node).flags, s.rtype) {
+                    walked = walked.max(s.ttl);
+                }
+            }
+        }
+        assert_eq!(walked, 7200);
+        assert_eq!(Shard::empty().max_signed_ttl(), 0);
     }
 }
