@@ -207,7 +207,7 @@ struct State {
     /// Writes the list file in the background (made when a journal holds the list).
     list_writer: Option<Arc<crate::suppress::list::FileWriter>>,
     /// Outcomes of the last changes, by id (a client that gave up can ask).
-    recent: std::collections::VecDeque<(u64, Result<Outcome, String>)>,
+    recent: Recent,
     /// The zone file the source data comes from.
     fingerprint: Option<checkpoint::Fingerprint>,
     /// The first fully signed serial (IXFR is served from there on).
@@ -218,6 +218,25 @@ struct State {
 
 /// How many change outcomes are kept for [`Publisher::outcome`].
 const RECENT: usize = 1000;
+
+/// How many domain names those outcomes may hold in all: a bulk change's
+/// outcome names every domain it added or lifted (about 40 bytes each), so
+/// older outcomes are dropped beyond this (the newest is always kept).
+const RECENT_NAMES: usize = 250_000;
+
+type Recent = std::collections::VecDeque<(u64, Result<Outcome, String>)>;
+
+/// Drop the oldest outcomes beyond `max` of them or `max_names` names in all.
+fn trim_recent(recent: &mut Recent, max: usize, max_names: usize) {
+    let names_in =
+        |r: &Result<Outcome, String>| r.as_ref().map_or(0, |o| o.added.len() + o.removed.len());
+    let mut names: usize = recent.iter().map(|(_, r)| names_in(r)).sum();
+    while recent.len() > max || (names > max_names && recent.len() > 1) {
+        if let Some((_, old)) = recent.pop_front() {
+            names -= names_in(&old);
+        }
+    }
+}
 
 /// How a change is applied.
 #[derive(Clone, Copy)]
@@ -314,7 +333,7 @@ impl State {
                 None => zone.apex_shard(),
                 Some(i) => zone.shard(*i),
             };
-            let extra: Vec<&Content> = self.withheld.shard(*id).map(|(_, c)| c).collect();
+            let extra: Vec<Content> = self.withheld.shard(*id).map(|(_, c)| c).collect();
             self.remote
                 .set_shard_from(*id, &sh.data, &extra, &self.origin, self.ol);
         }
@@ -335,10 +354,10 @@ impl State {
         let mut c = decode(&sh.data);
         for (_, w) in self.withheld.shard(id) {
             for (k, sets) in w {
-                let e = c.entry(k.clone()).or_default();
+                let e = c.entry(k).or_default();
                 for s in sets {
                     e.retain(|x| x.rtype != s.rtype);
-                    e.push(s.clone());
+                    e.push(s);
                 }
                 e.sort_by_key(|s| s.rtype);
             }
@@ -729,12 +748,7 @@ impl Publisher {
                     .find_name(&e.wire)
                     .is_some_and(|n| n.has(Rtype::NS));
                 let suppressed = snap.suppressions.contains(key);
-                let withheld = suppressed
-                    && st
-                        .withheld
-                        .get(key)
-                        .and_then(|w| w.get(key))
-                        .is_some_and(|sets| sets.iter().any(|s| s.rtype == Rtype::NS.0));
+                let withheld = suppressed && st.withheld.delegates(key);
                 if served || withheld {
                     report.present.push(crate::watchlist::Present {
                         list: l.cfg.name.clone(),
@@ -816,9 +830,7 @@ impl Publisher {
         if !matches!(r, Err(ChangeError::Unchanged)) {
             st.recent
                 .push_back((id, r.clone().map_err(|e| e.to_string())));
-            if st.recent.len() > RECENT {
-                st.recent.pop_front();
-            }
+            trim_recent(&mut st.recent, RECENT, RECENT_NAMES);
             if r.is_err() {
                 // A refused change uses up its id too, so ids in logs stay unique.
                 st.next_id = st.next_id.max(id + 1);
@@ -1231,11 +1243,7 @@ fn watch_edit(
             continue;
         }
         let delegated_before = zone.find_name(&e.name).is_some_and(|n| n.has(Rtype::NS))
-            || st
-                .withheld
-                .get(&key)
-                .and_then(|w| w.get(&key))
-                .is_some_and(|sets| sets.iter().any(|s| s.rtype == Rtype::NS.0));
+            || st.withheld.delegates(&key);
         if delegated_before {
             continue;
         }

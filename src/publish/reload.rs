@@ -125,21 +125,14 @@ impl Publisher {
         let ol = st.ol;
         let mut edits = Vec::new();
         let mut removed = 0usize;
-        let total = cur.zone.stats().delegations
-            + st.withheld
-                .iter()
-                .map(|(_, c)| c)
-                .filter(|c| c.values().any(|v| v.iter().any(|s| s.rtype == Rtype::NS.0)))
-                .count();
+        let total = cur.zone.stats().delegations + st.withheld.delegations();
         for id in std::iter::once(None).chain((0..zone::SHARDS).map(Some)) {
             let (old, fresh) = match id {
                 None => (cur.zone.apex_shard(), new.apex_shard()),
                 Some(i) => (cur.zone.shard(i), new.shard(i)),
             };
             // Without suppressed domains, the served shard is the source data.
-            if id.is_some()
-                && st.withheld.shard(id).next().is_none()
-                && same_shard(&old.data, &fresh.data)
+            if id.is_some() && st.withheld.shard_is_empty(id) && same_shard(&old.data, &fresh.data)
             {
                 continue;
             }

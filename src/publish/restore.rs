@@ -8,7 +8,7 @@ impl RemoteUsers {
         &mut self,
         id: ShardId,
         sh: &zone::Shard,
-        extra: &[&Content],
+        extra: &[Content],
         origin: &[u8],
         ol: usize,
     ) {
@@ -231,7 +231,7 @@ impl Publisher {
                 withheld: st
                     .withheld
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone().into_iter().collect()))
+                    .map(|(k, v)| (k.to_vec(), v.into_iter().collect()))
                     .collect(),
                 ixfr_floor: st.ixfr_floor,
                 next_id: st.next_id,

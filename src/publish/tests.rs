@@ -467,3 +467,36 @@ fn glue_a_delegation_of_the_same_shard_needs_stays_after_a_takedown() {
         "{referral:?}"
     );
 }
+
+#[test]
+fn outcomes_kept_for_clients_are_bounded_in_count_and_names() {
+    let outcome = |id: u64, names: usize| {
+        let o = Outcome {
+            id,
+            serial: 1,
+            added: vec!["x.be.".to_string(); names],
+            removed: Vec::new(),
+            names_changed: names,
+            signatures: 0,
+            notes: Vec::new(),
+        };
+        (id, Ok(o))
+    };
+    let ids = |r: &Recent| r.iter().map(|(i, _)| *i).collect::<Vec<_>>();
+    let mut r = Recent::new();
+    for id in 1..=5 {
+        r.push_back(outcome(id, 1));
+        trim_recent(&mut r, 3, 100);
+    }
+    assert_eq!(ids(&r), [3, 4, 5], "at most 3 outcomes");
+    r.push_back(outcome(6, 60));
+    trim_recent(&mut r, 3, 100);
+    assert_eq!(ids(&r), [4, 5, 6]);
+    r.push_back(outcome(7, 60));
+    trim_recent(&mut r, 3, 100);
+    assert_eq!(ids(&r), [7], "121 names are over 100: the older ones go");
+    r.push_back((8, Err("refused".into())));
+    r.push_back(outcome(9, 500));
+    trim_recent(&mut r, 3, 100);
+    assert_eq!(ids(&r), [9], "the newest is kept, however large");
+}
