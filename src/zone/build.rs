@@ -322,10 +322,20 @@ pub fn par_map<T: Send, R: Send>(
         parts.push(p);
     }
     let f = &f;
+    // The helpers allocate where the caller does, so what they free of the items
+    // (made by the caller) is reused for what they make (`ops::heap::current_arena`).
+    let arena = crate::ops::heap::current_arena();
     std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|p| s.spawn(move || p.into_iter().map(f).collect::<Vec<R>>()))
+            .map(|p| {
+                s.spawn(move || {
+                    if let Some(a) = arena {
+                        crate::ops::heap::join_arena(a);
+                    }
+                    p.into_iter().map(f).collect::<Vec<R>>()
+                })
+            })
             .collect();
         let mut out = Vec::with_capacity(n);
         for h in handles {
@@ -447,5 +457,9 @@ pub fn load_file(path: &Path, origin: &[u8]) -> Result<Zone, LoadError> {
         }
         (Ok(Ok(_)), None) => {}
     }
-    b.finish()
+    let zone = b.finish();
+    // What the build freed (as much again as the zone holds) goes back to the kernel
+    // now: on a reload the publisher's work comes next, beside the served zone.
+    crate::ops::heap::purge();
+    zone
 }
