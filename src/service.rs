@@ -222,14 +222,17 @@ impl Service {
             return Err(ChangeError::Unchanged);
         }
         // Reading and indexing the file is most of a reload's CPU and needs no lock: it
-        // runs on a thread of its own at a lower priority, so the query workers keep
-        // their cores while it runs.
+        // runs on a thread of its own in the idle scheduling class (or, where that is
+        // refused, at a lower priority), so a query worker that wakes takes its core back
+        // at once.
         let zone = std::thread::scope(|s| {
             s.spawn(|| {
-                if let Err(e) =
-                    crate::ops::limits::lower_this_thread(crate::ops::limits::BACKGROUND_NICE)
-                {
-                    tracing::debug!("reload: cannot lower the loader's priority: {e}");
+                use crate::ops::limits;
+                if let Err(e) = limits::idle_this_thread() {
+                    tracing::debug!("reload: the loader cannot run as SCHED_IDLE: {e}");
+                    if let Err(e) = limits::lower_this_thread(limits::BACKGROUND_NICE) {
+                        tracing::debug!("reload: cannot lower the loader's priority: {e}");
+                    }
                 }
                 zone::load_file(&r.file, &r.origin)
             })

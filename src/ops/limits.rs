@@ -80,6 +80,23 @@ pub fn lower_this_thread(nice: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Put the calling thread in the idle scheduling class (`SCHED_IDLE`; threads it
+/// starts inherit it): it runs only on a core nothing else wants, and a query
+/// worker that wakes on its core takes the core at once rather than after a
+/// time slice. Under load on every core such a thread barely runs, so it is for
+/// work that holds no lock others wait on. An unprivileged thread cannot leave
+/// the class again: meant for a thread that ends when its work does.
+pub fn idle_this_thread() -> std::io::Result<()> {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads the sched_param we own.
+    if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &p) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Descriptors a running server holds whatever its traffic: stdio, sockets, runtimes, files.
 ///
 /// Measured on an idle server (`ls /proc/PID/fd`): 17 + per address (1 + workers) +
@@ -165,5 +182,23 @@ mod tests {
     fn raising_reaches_the_hard_limit() {
         let n = raise_nofile().unwrap();
         assert!(n.soft == n.hard || n.hard == libc::RLIM_INFINITY, "{n:?}");
+    }
+
+    #[test]
+    fn an_idle_thread_is_in_the_idle_class_and_its_threads_too() {
+        let policies = std::thread::spawn(|| {
+            idle_this_thread().unwrap();
+            // SAFETY: sched_getscheduler(0) asks about the calling thread.
+            let mine = unsafe { libc::sched_getscheduler(0) };
+            let child = std::thread::spawn(|| unsafe { libc::sched_getscheduler(0) })
+                .join()
+                .unwrap();
+            (mine, child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(policies, (libc::SCHED_IDLE, libc::SCHED_IDLE));
+        // SAFETY: as above; this thread was not touched.
+        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
     }
 }
