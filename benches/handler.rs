@@ -18,7 +18,6 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
-use belfry::dnssec::{Policy, Signer};
 use belfry::handler::{handle, respond, Client, Guards, HandlerConfig, Snapshot};
 use belfry::publish::change::{Change, EditSource, NameEdit, Suppression};
 use belfry::publish::edit::RecSet;
@@ -51,19 +50,10 @@ fn fixture() -> Fixture {
     let dir = std::env::temp_dir().join(format!("belfry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("be.zone");
-    let p = belfry::zone::generate::GenParams {
-        origin: "be".into(),
-        delegations: count,
-        seed: 1,
-    };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    belfry::zone::generate::write_zone(&p, &mut w).unwrap();
-    drop(w);
-    let names = belfry::zone::generate::domain_names(&p);
     let t = std::time::Instant::now();
-    let zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
+    let (zone, names) = publish::lab::generated_zone(&path, count).unwrap();
     eprintln!(
-        "loaded {count} delegations in {:.2} s",
+        "generated and loaded {count} delegations in {:.2} s",
         t.elapsed().as_secs_f64()
     );
     let mut secure = Vec::new();
@@ -77,21 +67,8 @@ fn fixture() -> Fixture {
         }
     }
     let plain = belfry::service::snapshot_of(zone, None).unwrap();
-    let mut zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
-    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
-    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
-    let signer = Signer::new(zone.origin(), vec![k], Policy::default()).unwrap();
-    let dnssec = publish::initial_dnssec(&mut zone, Arc::new(signer)).unwrap();
-    let serial = zone.serial();
-    let publisher = Publisher::new(
-        zone,
-        Some(dnssec),
-        Vec::new(),
-        serial,
-        publish::Settings::default(),
-        publish::Sinks::default(),
-    )
-    .unwrap();
+    let zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
+    let publisher = publish::lab::signed_publisher(zone).unwrap();
     Fixture {
         dir,
         plain,

@@ -10,8 +10,6 @@
 //!   no watch list and with the 100,000-name list in force (no name of it is hit,
 //!   the common case). The difference of the medians is the added time per change.
 
-use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
-use belfry::dnssec::{Policy, Signer};
 use belfry::publish::change::{Change, EditSource, NameEdit};
 use belfry::publish::edit::RecSet;
 use belfry::publish::{self, Publisher};
@@ -19,7 +17,6 @@ use belfry::watchlist::{ListConfig, Lists, Policy as WatchPolicy};
 use belfry::wire::Rtype;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
-use std::sync::Arc;
 
 const LISTED: usize = 100_000;
 
@@ -54,30 +51,8 @@ fn change(edits: Vec<NameEdit>, source: EditSource) -> Change {
 }
 
 fn publisher(dir: &std::path::Path, count: usize) -> Publisher {
-    let path = dir.join("be.zone");
-    let p = belfry::zone::generate::GenParams {
-        origin: "be".into(),
-        delegations: count,
-        seed: 1,
-    };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    belfry::zone::generate::write_zone(&p, &mut w).unwrap();
-    drop(w);
-    let mut zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
-    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
-    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
-    let signer = Signer::new(zone.origin(), vec![k], Policy::default()).unwrap();
-    let dnssec = publish::initial_dnssec(&mut zone, Arc::new(signer)).unwrap();
-    let serial = zone.serial();
-    Publisher::new(
-        zone,
-        Some(dnssec),
-        Vec::new(),
-        serial,
-        publish::Settings::default(),
-        publish::Sinks::default(),
-    )
-    .unwrap()
+    let (zone, _) = publish::lab::generated_zone(&dir.join("be.zone"), count).unwrap();
+    publish::lab::signed_publisher(zone).unwrap()
 }
 
 fn lists(dir: &std::path::Path) -> Lists {

@@ -10,12 +10,9 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use belfry::dnssec::key::{self, Algorithm, KeyRole, SigningKey};
-use belfry::dnssec::{Policy, Signer};
+use belfry::publish;
 use belfry::publish::change::{Change, Suppression};
-use belfry::publish::{self, Publisher};
 use belfry::suppress::EdeKind;
-use std::sync::Arc;
 
 fn allocated() -> u64 {
     use tikv_jemalloc_ctl::{epoch, stats};
@@ -40,32 +37,9 @@ fn main() {
     let listed = a.get(1).copied().unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("belfry-list-heap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("be.zone");
-    let p = belfry::zone::generate::GenParams {
-        origin: "be".into(),
-        delegations: count,
-        seed: 1,
-    };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    belfry::zone::generate::write_zone(&p, &mut w).unwrap();
-    drop(w);
-    let names = belfry::zone::generate::domain_names(&p);
-    let mut zone = belfry::zone::load_file(&path, &n("be.")).unwrap();
+    let (zone, names) = publish::lab::generated_zone(&dir.join("be.zone"), count).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let der = key::generate(Algorithm::EcdsaP256Sha256).unwrap();
-    let k = SigningKey::from_pkcs8(Algorithm::EcdsaP256Sha256, KeyRole::Csk, &der).unwrap();
-    let signer = Signer::new(zone.origin(), vec![k], Policy::default()).unwrap();
-    let dnssec = publish::initial_dnssec(&mut zone, Arc::new(signer)).unwrap();
-    let serial = zone.serial();
-    let p = Publisher::new(
-        zone,
-        Some(dnssec),
-        Vec::new(),
-        serial,
-        publish::Settings::default(),
-        publish::Sinks::default(),
-    )
-    .unwrap();
+    let p = publish::lab::signed_publisher(zone).unwrap();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

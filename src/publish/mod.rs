@@ -25,6 +25,7 @@ pub mod edit;
 mod inforce;
 pub mod journal;
 pub mod keys;
+pub mod lab;
 pub mod reload;
 mod resign;
 mod restore;
