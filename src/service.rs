@@ -222,12 +222,15 @@ impl Service {
             return Err(ChangeError::Unchanged);
         }
         // Reading and indexing the file is most of a reload's CPU and needs no lock: it
-        // runs on a thread of its own in the idle scheduling class (or, where that is
-        // refused, at a lower priority), so a query worker that wakes takes its core back
-        // at once.
+        // runs on threads of their own, kept off one core (so a query worker that wakes
+        // finds a core free) and in the idle scheduling class (or, where that is refused,
+        // at a lower priority).
         let zone = std::thread::scope(|s| {
             s.spawn(|| {
                 use crate::ops::limits;
+                if let Err(e) = limits::leave_one_core() {
+                    tracing::debug!("reload: cannot keep the loader off a core: {e}");
+                }
                 if let Err(e) = limits::idle_this_thread() {
                     tracing::debug!("reload: the loader cannot run as SCHED_IDLE: {e}");
                     if let Err(e) = limits::lower_this_thread(limits::BACKGROUND_NICE) {
