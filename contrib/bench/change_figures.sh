@@ -10,6 +10,7 @@
 #   DNSSEC clock 600 times faster (BELFRY_TEST_CLOCK) so the pre-publish wait is seconds; one worker,
 #   the server pinned to CPU 0, dnsperf on CPU 1.
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
+# PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
 # Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
 set -euo pipefail
 WHAT=${1:-all}
@@ -100,13 +101,33 @@ if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
   cp "$WORK/changed.zone" "$D/be.zone"
   lat reload 20; LP=$!
   sleep 3
-  ( while kill -0 "$LP" 2>/dev/null; do rss_mb "$SRV"; echo; sleep 0.1; done ) > "$WORK/rss" &
+  # One sampling process, not an awk and a sleep forked ten times a second: on two cores,
+  # a query worker that woke behind them waited for them (p99 0.5-1 ms after the reload).
+  python3 - "$SRV" "$LP" > "$WORK/rss" <<'PY' &
+import os, sys, time
+srv, lp = sys.argv[1], int(sys.argv[2])
+while True:
+    try:
+        os.kill(lp, 0)
+    except OSError:
+        break
+    with open(f"/proc/{srv}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                print(int(ln.split()[1]) // 1024, flush=True)
+    time.sleep(0.1)
+PY
+  if [ -n "${PERF_SCHED:-}" ]; then # scheduler events of the server over the reload, for `perf sched`
+    perf sched record -o "$PERF_SCHED" -- sleep 9 >/dev/null 2>&1 & PS=$!
+    sleep 0.5
+  fi
   t0=$(date +%s.%N)
   "$BIN" reload --config "$D/belfry.toml" --by bench > "$WORK/reload.out"
   t1=$(date +%s.%N)
   until s=$(serial) && [ -n "$s" ] && [ "$s" != "$before" ]; do sleep 0.01; done
   t2=$(date +%s.%N)
   wait "$LP"
+  if [ -n "${PERF_SCHED:-}" ]; then wait "$PS" || true; fi
   echo "belfry reload: command returned after $(echo "$t1 - $t0" | bc) s, new serial answering after $(echo "$t2 - $t0" | bc) s"
   cat "$WORK/reload.out"
   cat "$WORK/lat-reload"
