@@ -76,6 +76,9 @@ pub struct ZoneBuilder {
     apex: ShardBuilder,
     shards: Vec<ShardBuilder>,
     key: Box<Key>,
+    /// The owner (as given) whose key is in `key`, and its shard (`None`: the apex's).
+    last_owner: Vec<u8>,
+    last_shard: Option<usize>,
     records: usize,
 }
 
@@ -97,6 +100,8 @@ impl ZoneBuilder {
                 .map(|i| ShardBuilder::new(origin_labels, Some(i)))
                 .collect(),
             key,
+            last_owner: Vec::new(),
+            last_shard: None,
             records: 0,
         }
     }
@@ -135,23 +140,29 @@ impl ZoneBuilder {
         line: usize,
     ) -> Result<(), String> {
         check_record(class, rtype, rdata.len())?;
-        if !name::is_at_or_below(owner, &self.origin) {
-            return Err(format!(
-                "{} is outside the zone {}",
-                name::to_text(owner),
-                name::to_text(&self.origin)
-            ));
-        }
         let src = Src {
             file: self.file_index(file),
             line: line.min(u32::MAX as usize) as u32,
         };
-        self.key.set(owner);
+        // A TLD's records come a few to an owner: its key and shard are made once.
+        if self.last_owner.is_empty() || self.last_owner != owner {
+            if !name::is_at_or_below(owner, &self.origin) {
+                return Err(format!(
+                    "{} is outside the zone {}",
+                    name::to_text(owner),
+                    name::to_text(&self.origin)
+                ));
+            }
+            self.key.set(owner);
+            self.last_shard = (self.key.labels() != self.origin_labels)
+                .then(|| super::shard_of(self.key.prefix(self.origin_labels + 1)));
+            self.last_owner.clear();
+            self.last_owner.extend_from_slice(owner);
+        }
         let key = &*self.key;
-        let b = if key.labels() == self.origin_labels {
-            &mut self.apex
-        } else {
-            &mut self.shards[super::shard_of(key.prefix(self.origin_labels + 1))]
+        let b = match self.last_shard {
+            None => &mut self.apex,
+            Some(i) => &mut self.shards[i],
         };
         b.add(key, rtype, ttl, rdata, src);
         self.records += 1;

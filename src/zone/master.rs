@@ -94,6 +94,26 @@ const TYPES: &[(&str, u16)] = &[
     ("CAA", 257),
 ];
 
+/// Type mnemonic (or `TYPEnnn`) to code, from the bytes of a token.
+fn rtype_from_bytes(t: &[u8]) -> Option<u16> {
+    // The types of a TLD zone, without a scan of the table.
+    let mut up = [0u8; 4];
+    if t.len() <= 4 {
+        for (u, b) in up.iter_mut().zip(t) {
+            *u = b.to_ascii_uppercase();
+        }
+        match &up[..t.len()] {
+            b"NS" => return Some(2),
+            b"DS" => return Some(43),
+            b"A" => return Some(1),
+            b"AAAA" => return Some(28),
+            b"IN" | b"CH" | b"HS" => return None,
+            _ => {}
+        }
+    }
+    rtype_from_str(std::str::from_utf8(t).ok()?)
+}
+
 /// Type mnemonic (or `TYPEnnn`) to code.
 pub fn rtype_from_str(s: &str) -> Option<u16> {
     for &(n, c) in TYPES {
@@ -146,6 +166,25 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
         return Err("empty name".into());
     }
     let start = out.len();
+    if !tok.contains(&b'\\') {
+        // No escapes: whole labels between the dots.
+        let (body, absolute) = match tok.strip_suffix(b".") {
+            Some(b) => (b, true),
+            None => (tok, false),
+        };
+        for label in body.split(|&b| b == b'.') {
+            let label_at = out.len();
+            out.push(0);
+            out.extend_from_slice(label);
+            close_label(out, label_at, tok)?;
+        }
+        if absolute {
+            out.push(0);
+        } else {
+            out.extend_from_slice(origin);
+        }
+        return check_name_len(out, start, tok);
+    }
     let mut label_at = out.len();
     out.push(0);
     let mut i = 0;
@@ -179,6 +218,10 @@ fn parse_name(tok: &[u8], origin: &[u8], out: &mut Vec<u8>) -> Result<(), String
         close_label(out, label_at, tok)?;
         out.extend_from_slice(origin);
     }
+    check_name_len(out, start, tok)
+}
+
+fn check_name_len(out: &[u8], start: usize, tok: &[u8]) -> Result<(), String> {
     if out.len() - start > 255 {
         return Err(format!(
             "name '{}' is longer than 255 bytes",
@@ -427,12 +470,7 @@ where
                 }
                 _ => {
                     let start = i;
-                    while i < n
-                        && !matches!(
-                            line[i],
-                            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'"' | b'\\' | b'(' | b')'
-                        )
-                    {
+                    while i < n && !ENDS_TOKEN[line[i] as usize] {
                         i += 1;
                     }
                     if i < n && matches!(line[i], b'"' | b'\\' | b'(' | b')') {
@@ -661,14 +699,18 @@ where
                 && origin == &self.prev_owner_origin
                 && !self.prev_owner.is_empty();
             if !same {
-                let owner_tok = owner_tok.to_vec();
-                let origin = origin.clone();
+                let t = self.toks[0];
+                let owner_tok = &self.entry[t.start as usize..t.end as usize];
+                let origin = &self.stack[self.stack.len() - 1].origin;
                 self.scratch.clear();
-                parse_name(&owner_tok, &origin, &mut self.scratch)
-                    .map_err(|m| self.err(line, m))?;
+                if let Err(m) = parse_name(owner_tok, origin, &mut self.scratch) {
+                    return Err(self.err(line, m));
+                }
                 std::mem::swap(&mut self.prev_owner, &mut self.scratch);
-                self.prev_owner_text = owner_tok;
-                self.prev_owner_origin = origin;
+                self.prev_owner_text.clear();
+                self.prev_owner_text.extend_from_slice(owner_tok);
+                self.prev_owner_origin.clear();
+                self.prev_owner_origin.extend_from_slice(origin);
             }
             i = 1;
         } else if self.prev_owner.is_empty() {
@@ -688,13 +730,7 @@ where
                 }
                 ttl = Some(v);
                 i += 1;
-            } else if class.is_none()
-                && class_from(t).is_some()
-                && std::str::from_utf8(t)
-                    .ok()
-                    .and_then(rtype_from_str)
-                    .is_none()
-            {
+            } else if class.is_none() && class_from(t).is_some() && rtype_from_bytes(t).is_none() {
                 class = class_from(t);
                 i += 1;
             } else {
@@ -704,7 +740,7 @@ where
         let Some(type_tok) = (i < self.toks.len()).then(|| self.tok(i)) else {
             return Err(self.err(line, "missing record type"));
         };
-        let Some(rtype) = std::str::from_utf8(type_tok).ok().and_then(rtype_from_str) else {
+        let Some(rtype) = rtype_from_bytes(type_tok) else {
             let text = String::from_utf8_lossy(type_tok).into_owned();
             return Err(self.err(line, format!("unknown record type '{text}'")));
         };
@@ -776,11 +812,23 @@ where
             }
         };
         let num = |k: usize, max: u64| -> Result<u64, String> {
-            let v = s(k)?;
-            v.parse::<u64>()
-                .ok()
+            let v = t(k)?;
+            decimal(v)
                 .filter(|&x| x <= max)
-                .ok_or_else(|| format!("bad number '{v}'"))
+                .ok_or_else(|| format!("bad number '{}'", String::from_utf8_lossy(v)))
+        };
+        // The hex digits of tokens `from..n` read as one string, into `out`.
+        let hex = |from: usize, out: &mut Vec<u8>, what: &str| -> Result<(), String> {
+            let at = out.len();
+            if hex_tokens((from..n).map(|k| self.tok(first + k)), out) {
+                return Ok(());
+            }
+            out.truncate(at);
+            let mut text = String::new();
+            for k in from..n {
+                text.push_str(&s(k)?);
+            }
+            Err(format!("bad {what}'{text}'"))
         };
         if n >= 1 && t(0)? == b"\\#" && !self.toks[first].quoted {
             let len = num(1, 65535)? as usize;
@@ -801,16 +849,18 @@ where
         match rtype {
             1 => {
                 exact(1)?;
-                let a: Ipv4Addr = s(0)?
-                    .parse()
-                    .map_err(|_| format!("bad IPv4 address '{}'", s(0).unwrap_or_default()))?;
+                let a: Ipv4Addr = std::str::from_utf8(t(0)?)
+                    .ok()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("bad IPv4 address '{}'", s(0).unwrap_or_default()))?;
                 out.extend_from_slice(&a.octets());
             }
             28 => {
                 exact(1)?;
-                let a: Ipv6Addr = s(0)?
-                    .parse()
-                    .map_err(|_| format!("bad IPv6 address '{}'", s(0).unwrap_or_default()))?;
+                let a: Ipv6Addr = std::str::from_utf8(t(0)?)
+                    .ok()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("bad IPv6 address '{}'", s(0).unwrap_or_default()))?;
                 out.extend_from_slice(&a.octets());
             }
             2 | 5 | 12 | 39 => {
@@ -877,13 +927,7 @@ where
                 out.extend_from_slice(&(num(0, 65535)? as u16).to_be_bytes());
                 out.push(num(1, 255)? as u8);
                 out.push(num(2, 255)? as u8);
-                let mut hex = String::new();
-                for k in 3..n {
-                    hex.push_str(&s(k)?);
-                }
-                out.extend_from_slice(
-                    &hex_decode(&hex).ok_or_else(|| format!("bad digest hex '{hex}'"))?,
-                );
+                hex(3, out, "digest hex ")?;
             }
             48 | 60 => {
                 if n < 4 {
@@ -927,11 +971,7 @@ where
                 for k in 0..fixed {
                     out.push(num(k, 255)? as u8);
                 }
-                let mut hex = String::new();
-                for k in fixed..n {
-                    hex.push_str(&s(k)?);
-                }
-                out.extend_from_slice(&hex_decode(&hex).ok_or_else(|| format!("bad hex '{hex}'"))?);
+                hex(fixed, out, "")?;
             }
             46 | 47 | 50 => {
                 return Err(format!(
@@ -971,6 +1011,67 @@ fn char_string(tok: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     }
     out[at] = len as u8;
     Ok(())
+}
+
+/// The bytes that end an unquoted token on a plain line.
+const ENDS_TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" \t\r\n;\"\\()";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The value of each hex digit; 255 for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// A decimal number of ASCII digits only (no sign, no spaces), if it fits in a `u64`.
+fn decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &c| {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })
+}
+
+/// Decode hex digits spread over tokens (read as one string) into `out`; false
+/// when a character is not a hex digit or the count is odd (`out` then holds junk).
+fn hex_tokens<'a>(toks: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) -> bool {
+    let mut high: Option<u8> = None;
+    for tok in toks {
+        for &c in tok {
+            let v = HEX[c as usize];
+            if v > 15 {
+                return false;
+            }
+            match high.take() {
+                Some(h) => out.push(h << 4 | v),
+                None => high = Some(v),
+            }
+        }
+    }
+    high.is_none()
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -1140,6 +1241,45 @@ mod tests {
         assert_eq!(rtype_from_str("TYPE300"), Some(300));
         assert_eq!(rtype_to_string(300), "TYPE300");
         assert_eq!(rtype_to_string(43), "DS");
+    }
+
+    #[test]
+    fn fast_paths_take_and_refuse_what_the_general_ones_did() {
+        // Hex read across tokens as one string, whatever the split.
+        let r = parse("$TTL 60\nx DS 1 13 2 ABC DEF0123\nx ds 1 13 2 abcdef0123\n").unwrap();
+        assert_eq!(r[0].4, r[1].4);
+        assert_eq!(&r[0].4[4..], b"\xab\xcd\xef\x01\x23");
+        let e = err("$TTL 60\nx DS 1 13 2 ABC DEF012\n");
+        assert!(e.message.contains("bad digest hex 'ABCDEF012'"), "{e}");
+        // Numbers are digits only.
+        for bad in ["+5", "-1", "5x", "18446744073709551616"] {
+            let e = err(&format!("$TTL 60\nx MX {bad} y.\n"));
+            assert!(e.message.contains(&format!("bad number '{bad}'")), "{e}");
+        }
+        // Names without escapes: labels checked the same way.
+        for (bad, why) in [
+            ("a..b", "empty label"),
+            (".a", "empty label"),
+            ("a..", "empty label"),
+        ] {
+            let e = err(&format!("$TTL 60\nx NS {bad}\n"));
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+        let long = format!("{}.", vec!["a".repeat(63); 4].join("."));
+        let e = err(&format!("$TTL 60\nx NS {long}\n"));
+        assert!(e.message.contains("longer than 255"), "{e}");
+        let r = parse("$TTL 60\nx NS Mixed.Case\nx NS y.z.\n").unwrap();
+        assert_eq!(r[0].4, b"\x05Mixed\x04Case\x02be\x00");
+        assert_eq!(r[1].4, b"\x01y\x01z\x00");
+        // Type and class mnemonics in any case, a class before or after the TTL.
+        let r =
+            parse("x 60 in ns y.\nx IN 60 Ds 1 13 2 00\nx aaaa ::1\nx In A 192.0.2.1\n").unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.3).collect::<Vec<_>>(),
+            vec![2, 43, 28, 1]
+        );
+        let e = err("$TTL 60\nx IN\n");
+        assert!(e.message.contains("missing record type"), "{e}");
     }
 
     #[test]

@@ -349,7 +349,6 @@ pub struct ShardBuilder {
     shard_no: Option<usize>,
     nodes: Vec<(u32, u16)>,
     keys: Vec<u8>,
-    table: HashTable<u32>,
     recs: Vec<Rec>,
     rdata: Vec<u8>,
     last: u32,
@@ -393,7 +392,6 @@ impl ShardBuilder {
             shard_no,
             nodes: Vec::new(),
             keys: Vec::new(),
-            table: HashTable::new(),
             recs: Vec::new(),
             rdata: Vec::new(),
             last: u32::MAX,
@@ -412,50 +410,22 @@ impl ShardBuilder {
         &self.keys[o as usize..o as usize + l as usize]
     }
 
-    fn find(&self, key: &[u8]) -> Option<u32> {
-        let h = table_hasher().hash_one(key);
-        self.table.find(h, |&i| self.key_of(i) == key).copied()
-    }
-
-    fn insert(&mut self, key: &[u8]) -> u32 {
-        let idx = self.nodes.len() as u32;
-        self.nodes.push((self.keys.len() as u32, key.len() as u16));
-        self.keys.extend_from_slice(key);
-        let h = table_hasher().hash_one(key);
-        let (nodes, keys) = (&self.nodes, &self.keys);
-        self.table.insert_unique(h, idx, |&i| {
-            let (o, l) = nodes[i as usize];
-            table_hasher().hash_one(&keys[o as usize..o as usize + l as usize])
-        });
-        idx
-    }
-
-    /// Make sure a name (and every ancestor in this shard) exists; returns its node.
+    /// Note a name; returns its node among the names noted so far. A name noted
+    /// again right after itself (the next record of the same owner) is the same
+    /// node; one noted again later is merged with it, and every ancestor down to
+    /// the shard's top label is made, when the shard is indexed. Nothing is hashed
+    /// here: records arrive in file order, scattered over thousands of shards, and a
+    /// table probe per name cost a cache miss or two each.
     pub fn name(&mut self, key: &Key) -> u32 {
-        let total = key.labels();
         if self.last != u32::MAX && self.key_of(self.last) == key.as_bytes() {
             return self.last;
         }
-        let node = match self.find(key.as_bytes()) {
-            Some(i) => i,
-            None => {
-                let top = if self.apex {
-                    total
-                } else {
-                    self.origin_labels + 1
-                };
-                for labels in top..total {
-                    if self.find(key.prefix(labels)).is_none() {
-                        let p = key.prefix(labels).to_vec();
-                        self.insert(&p);
-                    }
-                }
-                let full = key.as_bytes().to_vec();
-                self.insert(&full)
-            }
-        };
-        self.last = node;
-        node
+        let idx = self.nodes.len() as u32;
+        self.nodes
+            .push((self.keys.len() as u32, key.as_bytes().len() as u16));
+        self.keys.extend_from_slice(key.as_bytes());
+        self.last = idx;
+        idx
     }
 
     /// Add one record whose owner key is `key` (at or below this shard's top label).
@@ -488,39 +458,60 @@ impl ShardBuilder {
     /// Phase one: group records into RRsets, order names canonically, check each
     /// name (SOA, CNAME, DS, cuts) and flag delegations and what is below them.
     pub fn index(mut self) -> Result<Indexed, ShardError> {
-        let n_nodes = self.nodes.len();
-        // Canonical order of names: sort node indices by key, then renumber.
-        let mut order: Vec<u32> = (0..n_nodes as u32).collect();
-        order.sort_unstable_by(|&a, &b| self.key_of(a).cmp(self.key_of(b)));
-        let mut renum = vec![0u32; n_nodes];
-        for (new, &old) in order.iter().enumerate() {
-            renum[old as usize] = new as u32;
+        // Canonical order of the names noted: sort, then merge repeats and make the
+        // missing ancestors (empty non-terminals) while renumbering.
+        let mut order: Vec<u32> = (0..self.nodes.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.key_of(a).cmp(self.key_of(b)).then(a.cmp(&b)));
+        let mut renum = vec![0u32; self.nodes.len()];
+        let mut keys: Vec<u8> = Vec::with_capacity(self.keys.len() + self.keys.len() / 8);
+        let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes.len() + self.nodes.len() / 8);
+        // The names made so far that are ancestors of (or equal to) the name at hand,
+        // shortest first: in canonical order a name's descendants follow it at once.
+        let mut line: Vec<u32> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let top = self.origin_labels + 1;
+        for &old in &order {
+            let k = self.key_of(old);
+            if let Some(last) = nodes.len().checked_sub(1) {
+                if key_in(&nodes, &keys, last) == k {
+                    renum[old as usize] = last as u32;
+                    continue;
+                }
+            }
+            while let Some(&t) = line.last() {
+                if k.starts_with(key_in(&nodes, &keys, t as usize)) {
+                    break;
+                }
+                line.pop();
+            }
+            if !self.apex {
+                label_ends(k, &mut ends);
+                for &end in ends.iter().take(ends.len().saturating_sub(1)).skip(top - 1) {
+                    let have = line
+                        .iter()
+                        .any(|&t| nodes[t as usize].key_len as usize == end);
+                    if !have {
+                        line.push(nodes.len() as u32);
+                        push_node(&mut nodes, &mut keys, &k[..end]);
+                    }
+                }
+            }
+            renum[old as usize] = nodes.len() as u32;
+            line.push(nodes.len() as u32);
+            push_node(&mut nodes, &mut keys, k);
         }
+        drop(order);
         for r in self.recs.iter_mut() {
             r.node = renum[r.node as usize];
         }
-        let mut keys = Vec::with_capacity(self.keys.len());
-        let mut nodes = Vec::with_capacity(n_nodes);
-        for &old in &order {
-            let k = self.key_of(old);
-            nodes.push(Node {
-                key_off: keys.len() as u32,
-                key_len: k.len() as u16,
-                flags: 0,
-                rrset_start: 0,
-                rrset_count: 0,
-                glue_count: 0,
-                glue_start: 0,
-            });
-            keys.extend_from_slice(k);
-        }
-        drop(order);
         drop(renum);
+        self.nodes = Vec::new();
+        self.keys = Vec::new();
+        let n_nodes = nodes.len();
         let table = NameTable::build(n_nodes, |i| {
             let n = &nodes[i as usize];
             &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize]
         });
-        self.table = HashTable::new();
 
         // Counting sort of records by node, keeping input order within a node.
         let mut start = vec![0u32; n_nodes + 1];
@@ -620,6 +611,39 @@ impl ShardBuilder {
         ix.check_nodes()?;
         Ok(ix)
     }
+}
+
+/// The length of each leading run of whole labels of a key (the key of the name
+/// with one, two, … labels), into `ends`.
+fn label_ends(key: &[u8], ends: &mut Vec<usize>) {
+    ends.clear();
+    let mut i = 0;
+    while i < key.len() {
+        match key[i] {
+            0 => ends.push(i + 1),
+            1 => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+fn key_in<'a>(nodes: &[Node], keys: &'a [u8], i: usize) -> &'a [u8] {
+    let n = &nodes[i];
+    &keys[n.key_off as usize..n.key_off as usize + n.key_len as usize]
+}
+
+fn push_node(nodes: &mut Vec<Node>, keys: &mut Vec<u8>, k: &[u8]) {
+    nodes.push(Node {
+        key_off: keys.len() as u32,
+        key_len: k.len() as u16,
+        flags: 0,
+        rrset_start: 0,
+        rrset_count: 0,
+        glue_count: 0,
+        glue_start: 0,
+    });
+    keys.extend_from_slice(k);
 }
 
 /// Lay the RDATA out RRset by RRset (each RRset's records adjacent, so an answer
@@ -1058,6 +1082,56 @@ mod tests {
                 assert_eq!(t.find(k, |_| false), None);
             }
         }
+    }
+
+    #[test]
+    fn names_in_any_order_become_one_node_each_with_their_ancestors() {
+        let n = |t: &str| name::from_text(t, &[0]).unwrap();
+        let mut b = crate::zone::ZoneBuilder::new(&n("be."));
+        let f = std::path::Path::new("t.zone");
+        let mut soa = n("a.nsset.be.");
+        soa.extend_from_slice(&n("tech.dns.be."));
+        soa.extend_from_slice(&[0; 20]);
+        for (owner, t, rdata) in [
+            ("be.", Rtype::SOA, soa),
+            ("be.", Rtype::NS, n("a.nsset.be.")),
+            ("a.b.c.deep.be.", Rtype::TXT, b"\x01a".to_vec()),
+            ("dup.be.", Rtype::NS, n("ns1.example.")),
+            ("zz.be.", Rtype::TXT, b"\x01z".to_vec()),
+            ("DUP.be.", Rtype::NS, n("ns2.example.")),
+            ("c.deep.be.", Rtype::TXT, b"\x01c".to_vec()),
+            ("dup.be.", Rtype::NS, n("ns1.example.")),
+            ("x.b.c.deep.be.", Rtype::TXT, b"\x01x".to_vec()),
+        ] {
+            b.add(&n(owner), 1, t.0, 60, &rdata, f, 1).unwrap();
+        }
+        let zone = b.finish().unwrap();
+        let ns = zone.find_name(&n("dup.be.")).unwrap();
+        let got: Vec<&[u8]> = ns.rrset(Rtype::NS).unwrap().rdatas().collect();
+        assert_eq!(got, vec![&n("ns1.example.")[..], &n("ns2.example.")[..]]);
+        assert_eq!(ns.rrsets().count(), 1);
+        for (name, txt) in [
+            ("deep.be.", None),
+            ("c.deep.be.", Some(&b"\x01c"[..])),
+            ("b.c.deep.be.", None),
+            ("a.b.c.deep.be.", Some(b"\x01a")),
+            ("x.b.c.deep.be.", Some(b"\x01x")),
+        ] {
+            let node = zone.find_name(&n(name)).unwrap_or_else(|| panic!("{name}"));
+            let t = node.rrset(Rtype::TXT).map(|s| s.rr(0));
+            assert_eq!(t, txt, "{name}");
+            assert_eq!(node.is_empty(), txt.is_none(), "{name}");
+        }
+        // Every name once, in canonical order within its shard.
+        let mut names = 0;
+        for sh in zone.shards() {
+            let keys: Vec<&[u8]> = (0..sh.data.node_count() as u32)
+                .map(|i| sh.data.node_key(i))
+                .collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+            names += keys.len();
+        }
+        assert_eq!(names, 7);
     }
 
     #[test]
