@@ -142,7 +142,10 @@ impl ShardSigs {
     /// the same RRset (type, TTL and records) there. Returns the slots and the
     /// signable RRsets left without a signature.
     pub fn carried(new: &Shard, old: Option<(&Shard, &ShardSigs)>) -> (ShardSigs, Vec<u32>) {
-        let sigs = ShardSigs::empty(new);
+        // Filled before they are made: a store into a slot pays the debts of
+        // every reader thread (a walk of arc-swap's global list), and a reload
+        // carries over hundreds of thousands of signatures.
+        let mut slots: Vec<Option<Arc<SigSet>>> = vec![None; new.rrset_count()];
         let mut missing = Vec::new();
         for (node, set) in new.node_rrsets() {
             let flags = new.node(node).flags;
@@ -162,10 +165,14 @@ impl ShardSigs {
                     .flatten()
             });
             match kept {
-                Some(k) => sigs.rrsets[set as usize].store(Some(k)),
+                Some(k) => slots[set as usize] = Some(k),
                 None => missing.push(set),
             }
         }
+        let sigs = ShardSigs {
+            rrsets: slots.into_iter().map(Slot::from).collect(),
+            covers: (0..new.node_count()).map(|_| AtomicU64::new(0)).collect(),
+        };
         (sigs, missing)
     }
 
