@@ -11,6 +11,7 @@
 #   the server pinned to CPU 0, dnsperf on CPU 1.
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
 # PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
+# BELFRY_LOG="info,belfry::publish=debug" (belfry): the reload's phases (compare, build and sign, journal).
 # Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
 set -euo pipefail
 WHAT=${1:-all}
@@ -134,6 +135,8 @@ PY
   echo "belfry: RSS during the reload, max sampled $(sort -n "$WORK/rss" | tail -1) MB"
   echo "belfry: RSS every 0.5 s from the reload command on (MB): $(awk 'NF && NR % 5 == 1' "$WORK/rss" | tr '\n' ' ')"
   grep -i 'reload' "$D/log" | tail -3
+  # The phases, when the server logs the publisher's debug lines (BELFRY_LOG="info,belfry::publish=debug").
+  grep -E 'names differ|shards built' "$D/log" | tail -2 || true
   # The same size of change again, with nothing else running on the machine.
   python3 "$ROOT/contrib/bench/mkchange.py" "$D/be.zone" "$WORK/changed3.zone" --seed 3 >/dev/null
   sleep 5
@@ -142,6 +145,7 @@ PY
   "$BIN" reload --config "$D/belfry.toml" --by bench
   echo "belfry reload without load: $(echo "$(date +%s.%N) - $t0" | bc) s"
   grep -o 'reload of .*' "$D/log" | tail -1
+  grep -E 'names differ|shards built' "$D/log" | tail -2 || true
   sleep 5
   "$UPD" "127.0.0.1:$PORT" be "$UPDATES"
   # The hot path after 10,000 changed delegations (new shards, no overlay) vs before.

@@ -267,6 +267,44 @@ pub struct Publisher {
     watch: ArcSwap<crate::watchlist::Lists>,
 }
 
+/// Free a replaced version off the query path. A query that held the version
+/// when it was replaced would otherwise free it when done: the shards a change
+/// rebuilt, with a signature slot per RRset whose drop walks arc-swap's list of
+/// readers (tens of milliseconds after a reload of a thousand delegations, on a
+/// UDP worker between two answers). One thread for the process waits until the
+/// version is no longer read (up to two seconds; then a long reader, a zone
+/// transfer say, frees it) and frees it.
+fn retire(old: Arc<Snapshot>) {
+    use std::sync::mpsc::{channel, Sender};
+    static REAPER: std::sync::OnceLock<Option<Sender<Arc<Snapshot>>>> = std::sync::OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (tx, rx) = channel::<Arc<Snapshot>>();
+        std::thread::Builder::new()
+            .name("retire".into())
+            .spawn(move || {
+                // Background work, kept off a core (see `ops::limits`) at a lower
+                // priority; not in the idle class, which a busy server would
+                // starve, leaving replaced versions to pile up.
+                let _ = crate::ops::limits::leave_one_core();
+                let _ = crate::ops::limits::lower_this_thread(crate::ops::limits::BACKGROUND_NICE);
+                for old in rx {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                    while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    drop(old);
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = reaper {
+        if let Err(back) = tx.send(old) {
+            drop(back.0);
+        }
+    }
+}
+
 /// Whether `key` is `anc` or below it (keys: a descendant's key extends its ancestor's).
 fn key_at_or_below(key: &[u8], anc: &[u8]) -> bool {
     key.starts_with(anc)
@@ -630,7 +668,7 @@ impl Publisher {
 
     /// Serve a new version (the one place a version is swapped in).
     fn publish(&self, next: Snapshot) {
-        self.current.store(Arc::new(next));
+        retire(self.current.swap(Arc::new(next)));
         self.published.fetch_add(1, Ordering::Relaxed);
         self.last_published.store(now_secs(), Ordering::Relaxed);
     }
@@ -1028,6 +1066,7 @@ impl Publisher {
             Mode::Replay { hints, .. } => Some(hints),
         };
         let new_list = list;
+        let phase = std::time::Instant::now();
         let (snap, withheld, signed) = {
             let prev_list = std::mem::replace(&mut st.list, new_list.clone());
             let r = build_next(
@@ -1044,6 +1083,7 @@ impl Publisher {
             st.list = prev_list;
             r?
         };
+        let built_in = phase.elapsed();
         let id = st.next_id;
         let text = |k: &Vec<u8>| name::to_text(&zone::key_to_wire(k));
         let outcome = Outcome {
@@ -1122,6 +1162,7 @@ impl Publisher {
                 .map_err(ChangeError::Storage)?;
         }
         // The journal: the change and what it did to the signed zone.
+        let phase = std::time::Instant::now();
         if live {
             let entry = journal::Entry {
                 id,
@@ -1143,6 +1184,7 @@ impl Publisher {
             };
             record_journal(st, &entry)?;
         }
+        let journaled_in = phase.elapsed();
         // The list file follows the list. With a journal (the record of the list),
         // it is written in the background; without one (or without a thread
         // to write it), here, and if it cannot be written the change is refused.
@@ -1198,6 +1240,12 @@ impl Publisher {
         st.withheld.replace(affected.iter(), withheld);
         st.refresh_remote(&snap.zone, &affected);
         self.publish(snap);
+        tracing::debug!(
+            "change {id}: {} shards built and signed in {:.0} ms, journaled in {:.0} ms",
+            affected.len(),
+            built_in.as_secs_f64() * 1e3,
+            journaled_in.as_secs_f64() * 1e3
+        );
         if !found.hits.is_empty() {
             for h in found.hits.iter_mut() {
                 h.serial = serial;

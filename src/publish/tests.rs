@@ -500,3 +500,27 @@ fn outcomes_kept_for_clients_are_bounded_in_count_and_names() {
     trim_recent(&mut r, 3, 100);
     assert_eq!(ids(&r), [9], "the newest is kept, however large");
 }
+
+#[test]
+fn a_replaced_version_is_freed_by_the_publisher_not_by_its_last_reader() {
+    let p = publisher(true);
+    let held = p.snapshot_full();
+    p.apply(
+        Change::Suppress {
+            entries: vec![sup("example.be.")],
+        },
+        "t",
+        None,
+    )
+    .unwrap();
+    // The publisher let go of the old version; the retiring thread holds it
+    // until this reader is done.
+    assert_eq!(Arc::strong_count(&held), 2);
+    let gone = Arc::downgrade(&held);
+    drop(held);
+    let t = std::time::Instant::now();
+    while gone.strong_count() > 0 {
+        assert!(t.elapsed().as_secs() < 5, "the old version was never freed");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
