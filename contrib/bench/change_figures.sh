@@ -5,14 +5,16 @@
 #   knot:   the same reload with Knot auto-signing (zonefile-load: difference), same zone files.
 # Usage (from the project root, after `cargo build --release --bins --examples` and
 # ../shared/bench/setup.sh --no-hickory --sizes 1800000):
-#   contrib/bench/change_figures.sh [belfry|suppress|knot|resign|all]
+#   contrib/bench/change_figures.sh [belfry|suppress|knot|resign|listab|all]
 # resign (not in all): UDP worker CPU per query idle vs during a ZSK rollover's re-signing, with the
 #   DNSSEC clock 600 times faster (BELFRY_TEST_CLOCK) so the pre-publish wait is seconds; one worker,
 #   the server pinned to CPU 0, dnsperf on CPU 1.
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
 # PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
 # BELFRY_LOG="info,belfry::publish=debug" (belfry): the reload's phases (compare, build and sign, journal).
-# Loopback only (127.0.0.1:5400-5402); every process started here is stopped by its PID.
+# listab (not in all): server CPU per query with 100,000 listed vs an empty list, two servers
+#   measured in turns (ROUNDS=6 rounds of A B B A, 5 s each).
+# Loopback only (127.0.0.1:5400-5411); every process started here is stopped by its PID.
 set -euo pipefail
 WHAT=${1:-all}
 DATA=${DATA:-/tmp/bench-data}
@@ -293,5 +295,43 @@ if [ "$WHAT" = resign ]; then
     left; wcpu "during the re-sign, round $r"
   done
   left
+fi
+if [ "$WHAT" = listab ]; then
+  # Issue 9's per-query figure as an interleaved A/B: two servers on the same zone and keys'
+  # kind, A with an empty list (port 5400), B with 100,000 listed (port 5410), measured in
+  # turns (A B B A per round, ROUNDS rounds of 5 s each) so drift of a shared machine falls
+  # on both; medians per server and their ratio.
+  ROUNDS=${ROUNDS:-6}
+  start_belfry list-a; SRV_A=$SRV; D_A=$D
+  PORT=5410 start_belfry list-b; SRV_B=$SRV; D_B=$D
+  tail -n 100000 "$DATA/domains-$N.txt" > "$WORK/bulk.txt"
+  awk 'NR == FNR {b[$1] = 1; next} {n = $1; sub(/^[^.]*\./, "", n); if (!b[$1] && !b[n]) print}' \
+    "$WORK/bulk.txt" "$QUERIES" > "$WORK/unlisted.txt"
+  signed=$(grep -c 'signed [0-9]* RRsets' "$D_B/log")
+  "$BIN" suppress --config "$D_B/belfry.toml" add --from-file "$WORK/bulk.txt" --reason bench --case BENCH-1 --by bench | tail -1
+  for _ in $(seq 60); do [ "$(grep -c 'signed [0-9]* RRsets' "$D_B/log")" -gt "$signed" ] && break; sleep 1; done
+  sleep 20
+  one() { # server (a|b) file label
+    if [ "$1" = a ]; then SRV=$SRV_A PORT=5400; else SRV=$SRV_B PORT=5410; fi
+    cpu "$1 $3" 5 "$2"
+  }
+  for r in $(seq "$ROUNDS"); do
+    one a "$QUERIES" all; one b "$QUERIES" all; one b "$WORK/unlisted.txt" unlisted; one a "$WORK/unlisted.txt" unlisted
+  done | tee "$WORK/ab"
+  python3 - "$WORK/ab" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\w) (\w+): \d+ answers, ([0-9.]+) us/q", line)
+    if m:
+        runs.setdefault((m[1], m[2]), []).append(float(m[3]))
+for q in ("all", "unlisted"):
+    a, b = statistics.median(runs[("a", q)]), statistics.median(runs[("b", q)])
+    pairs = [y / x for x, y in zip(runs[("a", q)], runs[("b", q)])]
+    print(f"{q} queries: median {a:.2f} us/q with the list empty, {b:.2f} with 100,000 listed "
+          f"({100 * (b / a - 1):+.1f} %); per-round ratios {' '.join(f'{p:.3f}' for p in pairs)}, "
+          f"median {statistics.median(pairs):.3f}")
+PY
+  kill "$SRV_A" "$SRV_B"; wait "$SRV_A" "$SRV_B" || true
 fi
 rm -rf "$WORK"

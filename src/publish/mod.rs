@@ -270,8 +270,8 @@ pub struct Publisher {
 /// Free a replaced version off the query path. A query that held the version
 /// when it was replaced would otherwise free it when done: the shards a change
 /// rebuilt, with a signature slot per RRset whose drop walks arc-swap's list of
-/// readers (tens of milliseconds after a reload of a thousand delegations, on a
-/// UDP worker between two answers). One thread for the process waits until the
+/// readers (some 900 shards after a reload of a thousand delegations, on a UDP
+/// worker between two answers). One thread for the process waits until the
 /// version is no longer read (up to two seconds; then a long reader, a zone
 /// transfer say, frees it) and frees it.
 fn retire(old: Arc<Snapshot>) {
