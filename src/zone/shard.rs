@@ -1134,14 +1134,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn names_in_any_order_become_one_node_each_with_their_ancestors() {
+    /// A builder for `be.`, a file name for its records, and an SOA RDATA.
+    fn be_builder() -> (crate::zone::ZoneBuilder, &'static std::path::Path, Vec<u8>) {
         let n = |t: &str| name::from_text(t, &[0]).unwrap();
-        let mut b = crate::zone::ZoneBuilder::new(&n("be."));
-        let f = std::path::Path::new("t.zone");
         let mut soa = n("a.nsset.be.");
         soa.extend_from_slice(&n("tech.dns.be."));
         soa.extend_from_slice(&[0; 20]);
+        let b = crate::zone::ZoneBuilder::new(&n("be."));
+        (b, std::path::Path::new("t.zone"), soa)
+    }
+
+    #[test]
+    fn names_in_any_order_become_one_node_each_with_their_ancestors() {
+        let n = |t: &str| name::from_text(t, &[0]).unwrap();
+        let (mut b, f, soa) = be_builder();
         for (owner, t, rdata) in [
             ("be.", Rtype::SOA, soa),
             ("be.", Rtype::NS, n("a.nsset.be.")),
@@ -1187,11 +1193,7 @@ mod tests {
     #[test]
     fn a_shard_knows_the_largest_ttl_its_signer_signs() {
         let n = |t: &str| name::from_text(t, &[0]).unwrap();
-        let mut b = crate::zone::ZoneBuilder::new(&n("be."));
-        let f = std::path::Path::new("t.zone");
-        let mut soa = n("a.nsset.be.");
-        soa.extend_from_slice(&n("tech.dns.be."));
-        soa.extend_from_slice(&[0; 20]);
+        let (mut b, f, soa) = be_builder();
         let mut ds = vec![0x30, 0x39, 13, 2];
         ds.extend_from_slice(&[0xAB; 32]);
         for (owner, t, ttl, rdata) in [
