@@ -13,7 +13,7 @@
 # PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
 # BELFRY_LOG="info,belfry::publish=debug" (belfry): the reload's phases (compare, build and sign, journal).
 # listab (not in all): server CPU per query with 100,000 listed vs an empty list, two servers
-#   measured in turns (ROUNDS=6 rounds of A B B A, 5 s each).
+#   measured in turns (ROUNDS=6 rounds of A B B A, 5 s each); LISTED_FIRST=1 starts the listed one first.
 # Loopback only (127.0.0.1:5400-5411); every process started here is stopped by its PID.
 set -euo pipefail
 WHAT=${1:-all}
@@ -302,8 +302,14 @@ if [ "$WHAT" = listab ]; then
   # turns (A B B A per round, ROUNDS rounds of 5 s each) so drift of a shared machine falls
   # on both; medians per server and their ratio.
   ROUNDS=${ROUNDS:-6}
-  start_belfry list-a; SRV_A=$SRV; D_A=$D
-  PORT=5410 start_belfry list-b; SRV_B=$SRV; D_B=$D
+  # LISTED_FIRST=1 starts the server that gets the list first (the start order, reversed).
+  if [ "${LISTED_FIRST:-0}" = 1 ]; then
+    PORT=5410 start_belfry list-b; SRV_B=$SRV; D_B=$D
+    start_belfry list-a; SRV_A=$SRV; D_A=$D
+  else
+    start_belfry list-a; SRV_A=$SRV; D_A=$D
+    PORT=5410 start_belfry list-b; SRV_B=$SRV; D_B=$D
+  fi
   tail -n 100000 "$DATA/domains-$N.txt" > "$WORK/bulk.txt"
   awk 'NR == FNR {b[$1] = 1; next} {n = $1; sub(/^[^.]*\./, "", n); if (!b[$1] && !b[n]) print}' \
     "$WORK/bulk.txt" "$QUERIES" > "$WORK/unlisted.txt"
