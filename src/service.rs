@@ -227,16 +227,7 @@ impl Service {
         // at a lower priority).
         let zone = std::thread::scope(|s| {
             s.spawn(|| {
-                use crate::ops::limits;
-                if let Err(e) = limits::leave_one_core() {
-                    tracing::debug!("reload: cannot keep the loader off a core: {e}");
-                }
-                if let Err(e) = limits::idle_this_thread() {
-                    tracing::debug!("reload: the loader cannot run as SCHED_IDLE: {e}");
-                    if let Err(e) = limits::lower_this_thread(limits::BACKGROUND_NICE) {
-                        tracing::debug!("reload: cannot lower the loader's priority: {e}");
-                    }
-                }
+                crate::ops::limits::background_thread("reload: the loader", true);
                 zone::load_file(&r.file, &r.origin)
             })
             .join()

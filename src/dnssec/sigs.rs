@@ -122,8 +122,15 @@ pub struct ShardSigs {
 impl ShardSigs {
     /// Empty slots for a shard.
     pub fn empty(shard: &Shard) -> ShardSigs {
+        Self::filled(shard, (0..shard.rrset_count()).map(|_| None))
+    }
+
+    /// Slots for a shard holding the given signatures (one per RRset), made with
+    /// them: a store into a slot pays the debts of every reader thread (a walk of
+    /// arc-swap's global list), and a reload carries over hundreds of thousands.
+    fn filled(shard: &Shard, sigs: impl Iterator<Item = Option<Arc<SigSet>>>) -> ShardSigs {
         ShardSigs {
-            rrsets: (0..shard.rrset_count()).map(|_| Slot::empty()).collect(),
+            rrsets: sigs.map(Slot::from).collect(),
             covers: (0..shard.node_count()).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -142,9 +149,6 @@ impl ShardSigs {
     /// the same RRset (type, TTL and records) there. Returns the slots and the
     /// signable RRsets left without a signature.
     pub fn carried(new: &Shard, old: Option<(&Shard, &ShardSigs)>) -> (ShardSigs, Vec<u32>) {
-        // Filled before they are made: a store into a slot pays the debts of
-        // every reader thread (a walk of arc-swap's global list), and a reload
-        // carries over hundreds of thousands of signatures.
         let mut slots: Vec<Option<Arc<SigSet>>> = vec![None; new.rrset_count()];
         let mut missing = Vec::new();
         for (node, set) in new.node_rrsets() {
@@ -169,11 +173,7 @@ impl ShardSigs {
                 None => missing.push(set),
             }
         }
-        let sigs = ShardSigs {
-            rrsets: slots.into_iter().map(Slot::from).collect(),
-            covers: (0..new.node_count()).map(|_| AtomicU64::new(0)).collect(),
-        };
-        (sigs, missing)
+        (ShardSigs::filled(new, slots.into_iter()), missing)
     }
 
     /// A copy sharing every signature (for a new version of the same shard).

@@ -126,6 +126,25 @@ pub fn leave_one_core() -> std::io::Result<usize> {
     }
 }
 
+/// Make the calling thread (and the threads it starts) background work: kept off
+/// one core ([`leave_one_core`]) and, with `idle`, in the idle class
+/// ([`idle_this_thread`]), else (or where that is refused) at [`BACKGROUND_NICE`].
+/// What cannot be done is logged at debug level under `what`, and the work goes on.
+pub fn background_thread(what: &str, idle: bool) {
+    if let Err(e) = leave_one_core() {
+        tracing::debug!("{what}: cannot keep off a core: {e}");
+    }
+    if idle {
+        match idle_this_thread() {
+            Ok(()) => return,
+            Err(e) => tracing::debug!("{what}: cannot run as SCHED_IDLE: {e}"),
+        }
+    }
+    if let Err(e) = lower_this_thread(BACKGROUND_NICE) {
+        tracing::debug!("{what}: cannot lower its priority: {e}");
+    }
+}
+
 /// Descriptors a running server holds whatever its traffic: stdio, sockets, runtimes, files.
 ///
 /// Measured on an idle server (`ls /proc/PID/fd`): 17 + per address (1 + workers) +

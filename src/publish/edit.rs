@@ -65,21 +65,23 @@ pub type Content = BTreeMap<Vec<u8>, Vec<RecSet>>;
 pub fn decode(sh: &Shard) -> Content {
     let mut out = Content::new();
     for node in 0..sh.node_count() as u32 {
-        let sets = sh.rrsets(node);
-        if sets.is_empty() {
-            continue;
+        if !sh.rrsets(node).is_empty() {
+            out.insert(sh.node_key(node).to_vec(), node_sets(sh, node));
         }
-        let v = sets
-            .iter()
-            .map(|s| RecSet {
-                rtype: s.rtype.0,
-                ttl: s.ttl,
-                rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
-            })
-            .collect();
-        out.insert(sh.node_key(node).to_vec(), v);
     }
     out
+}
+
+/// The RRsets of one name of a shard, decoded.
+pub fn node_sets(sh: &Shard, node: u32) -> Vec<RecSet> {
+    sh.rrsets(node)
+        .iter()
+        .map(|s| RecSet {
+            rtype: s.rtype.0,
+            ttl: s.ttl,
+            rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
+        })
+        .collect()
 }
 
 /// Index of a shard in a vector of every shard: 0 for the apex shard, `i + 1`

@@ -282,11 +282,9 @@ fn retire(old: Arc<Snapshot>) {
         std::thread::Builder::new()
             .name("retire".into())
             .spawn(move || {
-                // Background work, kept off a core (see `ops::limits`) at a lower
-                // priority; not in the idle class, which a busy server would
-                // starve, leaving replaced versions to pile up.
-                let _ = crate::ops::limits::leave_one_core();
-                let _ = crate::ops::limits::lower_this_thread(crate::ops::limits::BACKGROUND_NICE);
+                // Not in the idle class, which a busy server would starve,
+                // leaving replaced versions to pile up.
+                crate::ops::limits::background_thread("retiring versions", false);
                 for old in rx {
                     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
                     while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
@@ -299,9 +297,8 @@ fn retire(old: Arc<Snapshot>) {
             .map(|_| tx)
     });
     if let Some(tx) = reaper {
-        if let Err(back) = tx.send(old) {
-            drop(back.0);
-        }
+        // Should the thread be gone, the version comes back in the error and is freed here.
+        let _ = tx.send(old);
     }
 }
 

@@ -12,7 +12,7 @@
 //! more than a configured share of the delegations is refused unless forced.
 
 use super::change::{Change, ChangeError, EditSource, NameEdit, Outcome};
-use super::edit::{decode, Content};
+use super::edit::{decode, node_sets, Content};
 use super::{Mode, Publisher, State};
 use crate::name;
 use crate::wire::Rtype;
@@ -29,30 +29,6 @@ pub struct ReloadOptions {
     pub max_removed_share: f64,
     /// The zone file's fingerprint (recorded as the source of the data).
     pub fingerprint: Option<super::checkpoint::Fingerprint>,
-}
-
-/// The RRsets of a node as edit content.
-fn sets_of(sh: &Shard, node: u32) -> Vec<super::edit::RecSet> {
-    sh.rrsets(node)
-        .iter()
-        .map(|s| super::edit::RecSet {
-            rtype: s.rtype.0,
-            ttl: s.ttl,
-            rdatas: sh.rdatas(s).map(|r| r.to_vec()).collect(),
-        })
-        .collect()
-}
-
-/// Whether a node has the same RRsets (byte for byte) in two shards.
-fn same_node(a: &Shard, i: u32, b: &Shard, j: u32) -> bool {
-    let (x, y) = (a.rrsets(i), b.rrsets(j));
-    x.len() == y.len()
-        && x.iter().zip(y).all(|(s, t)| {
-            s.rtype == t.rtype
-                && s.ttl == t.ttl
-                && s.count == t.count
-                && a.rdatas(s).eq(b.rdatas(t))
-        })
 }
 
 /// The differences of two versions of a shard with nothing withheld, as name
@@ -74,36 +50,30 @@ fn diff_shards(
     while i < on || j < nn {
         let ok = (i < on).then(|| old.node_key(i));
         let nk = (j < nn).then(|| new.node_key(j));
-        let (in_old, in_new) = match (ok, nk) {
-            (Some(x), Some(y)) if x == y => (Some(i), Some(j)),
-            (Some(x), Some(y)) if x < y => (Some(i), None),
-            (Some(_), None) => (Some(i), None),
-            _ => (None, Some(j)),
+        let (key, in_old, in_new) = match (ok, nk) {
+            (Some(x), Some(y)) if x == y => (x, Some(i), Some(j)),
+            (Some(x), Some(y)) if x < y => (x, Some(i), None),
+            (Some(x), None) => (x, Some(i), None),
+            (_, y) => (y.unwrap_or_default(), None, Some(j)),
         };
         i += u32::from(in_old.is_some());
         j += u32::from(in_new.is_some());
-        let had = in_old.is_some_and(|o| !old.rrsets(o).is_empty());
-        let has = in_new.is_some_and(|n| !new.rrsets(n).is_empty());
         let changed = match (in_old, in_new) {
-            _ if !had && !has => false,
-            (Some(o), Some(n)) => !same_node(old, o, new, n),
-            _ => true,
+            (Some(o), Some(n)) => !old.same_rrsets(o, new, n),
+            (Some(o), None) => !old.rrsets(o).is_empty(),
+            (None, Some(n)) => !new.rrsets(n).is_empty(),
+            (None, None) => false,
         };
         if !changed {
             continue;
         }
-        if in_old.is_some_and(|o| had && is_deleg(old, o))
-            && !in_new.is_some_and(|n| has && is_deleg(new, n))
-        {
+        let was = in_old.is_some_and(|o| is_deleg(old, o));
+        if was && !in_new.is_some_and(|n| is_deleg(new, n)) {
             *removed += 1;
         }
-        let key = ok.filter(|_| in_old.is_some()).or(nk).unwrap_or_default();
         edits.push(NameEdit {
             name: zone::key_to_wire(key),
-            sets: in_new
-                .filter(|_| has)
-                .map(|n| sets_of(new, n))
-                .unwrap_or_default(),
+            sets: in_new.map(|n| node_sets(new, n)).unwrap_or_default(),
             replace_all: true,
         });
     }

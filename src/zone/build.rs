@@ -145,7 +145,7 @@ impl ZoneBuilder {
             line: line.min(u32::MAX as usize) as u32,
         };
         // A TLD's records come a few to an owner: its key and shard are made once.
-        if self.last_owner.is_empty() || self.last_owner != owner {
+        if self.last_owner != owner {
             if !name::is_at_or_below(owner, &self.origin) {
                 return Err(format!(
                     "{} is outside the zone {}",

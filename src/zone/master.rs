@@ -828,22 +828,18 @@ where
             for k in from..n {
                 text.push_str(&s(k)?);
             }
-            Err(format!("bad {what}'{text}'"))
+            Err(format!("bad {what} '{text}'"))
         };
         if n >= 1 && t(0)? == b"\\#" && !self.toks[first].quoted {
             let len = num(1, 65535)? as usize;
-            let mut hex = String::new();
-            for k in 2..n {
-                hex.push_str(&s(k)?);
-            }
-            let bytes = hex_decode(&hex).ok_or_else(|| format!("bad hex '{hex}'"))?;
-            if bytes.len() != len {
+            let at = out.len();
+            hex(2, out, "hex")?;
+            if out.len() - at != len {
                 return Err(format!(
                     "\\# length {len} does not match {} bytes of data",
-                    bytes.len()
+                    out.len() - at
                 ));
             }
-            out.extend_from_slice(&bytes);
             return Ok(());
         }
         match rtype {
@@ -927,7 +923,7 @@ where
                 out.extend_from_slice(&(num(0, 65535)? as u16).to_be_bytes());
                 out.push(num(1, 255)? as u8);
                 out.push(num(2, 255)? as u8);
-                hex(3, out, "digest hex ")?;
+                hex(3, out, "digest hex")?;
             }
             48 | 60 => {
                 if n < 4 {
@@ -955,12 +951,16 @@ where
                 if salt == "-" {
                     out.push(0);
                 } else {
-                    let b = hex_decode(&salt).ok_or_else(|| format!("bad salt '{salt}'"))?;
-                    if b.len() > 255 {
+                    let at = out.len();
+                    out.push(0);
+                    if !hex_tokens(std::iter::once(t(3)?), out) {
+                        return Err(format!("bad salt '{salt}'"));
+                    }
+                    let len = out.len() - at - 1;
+                    if len > 255 {
                         return Err("salt longer than 255 bytes".into());
                     }
-                    out.push(b.len() as u8);
-                    out.extend_from_slice(&b);
+                    out[at] = len as u8;
                 }
             }
             44 | 52 => {
@@ -971,7 +971,7 @@ where
                 for k in 0..fixed {
                     out.push(num(k, 255)? as u8);
                 }
-                hex(fixed, out, "")?;
+                hex(fixed, out, "hex")?;
             }
             46 | 47 | 50 => {
                 return Err(format!(
@@ -1072,24 +1072,6 @@ fn hex_tokens<'a>(toks: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) -> bo
         }
     }
     high.is_none()
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let v = |c: u8| -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    };
-    b.chunks(2)
-        .map(|p| Some(v(p[0])? << 4 | v(p[1])?))
-        .collect()
 }
 
 #[cfg(test)]

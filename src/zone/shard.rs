@@ -210,6 +210,19 @@ impl Shard {
             && self.rdata == other.rdata
     }
 
+    /// Whether node `i` here and node `j` of `other` have the same RRsets: types,
+    /// TTLs and records, byte for byte and in order.
+    pub fn same_rrsets(&self, i: u32, other: &Shard, j: u32) -> bool {
+        let (x, y) = (self.rrsets(i), other.rrsets(j));
+        x.len() == y.len()
+            && x.iter().zip(y).all(|(s, t)| {
+                s.rtype == t.rtype
+                    && s.ttl == t.ttl
+                    && s.count == t.count
+                    && self.rdatas(s).eq(other.rdatas(t))
+            })
+    }
+
     /// A shard with no names.
     pub fn empty() -> Shard {
         Shard {
@@ -473,11 +486,9 @@ impl ShardBuilder {
         let skip = if self.apex || self.nodes.is_empty() {
             0
         } else {
-            let mut ends = Vec::new();
-            label_ends(self.key_of(0), &mut ends);
-            ends.get(self.origin_labels.wrapping_sub(1))
-                .copied()
-                .unwrap_or(0)
+            let mut k = Key::new();
+            k.set_key(self.key_of(0));
+            k.prefix(self.origin_labels.min(k.labels())).len()
         };
         let head = |k: &[u8]| {
             let mut b = [0u8; 8];
@@ -518,7 +529,7 @@ impl ShardBuilder {
         // The names made so far that are ancestors of (or equal to) the name at hand,
         // shortest first: in canonical order a name's descendants follow it at once.
         let mut line: Vec<u32> = Vec::new();
-        let mut ends: Vec<usize> = Vec::new();
+        let mut full = Key::new();
         let top = self.origin_labels + 1;
         for &old in &order {
             let k = self.key_of(old);
@@ -535,14 +546,15 @@ impl ShardBuilder {
                 line.pop();
             }
             if !self.apex {
-                label_ends(k, &mut ends);
-                for &end in ends.iter().take(ends.len().saturating_sub(1)).skip(top - 1) {
+                full.set_key(k);
+                for labels in top..full.labels() {
+                    let p = full.prefix(labels);
                     let have = line
                         .iter()
-                        .any(|&t| nodes[t as usize].key_len as usize == end);
+                        .any(|&t| nodes[t as usize].key_len as usize == p.len());
                     if !have {
                         line.push(nodes.len() as u32);
-                        push_node(&mut nodes, &mut keys, &k[..end]);
+                        push_node(&mut nodes, &mut keys, p);
                     }
                 }
             }
@@ -660,21 +672,6 @@ impl ShardBuilder {
         };
         ix.check_nodes()?;
         Ok(ix)
-    }
-}
-
-/// The length of each leading run of whole labels of a key (the key of the name
-/// with one, two, … labels), into `ends`.
-fn label_ends(key: &[u8], ends: &mut Vec<usize>) {
-    ends.clear();
-    let mut i = 0;
-    while i < key.len() {
-        match key[i] {
-            0 => ends.push(i + 1),
-            1 => i += 1,
-            _ => {}
-        }
-        i += 1;
     }
 }
 
