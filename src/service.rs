@@ -216,33 +216,41 @@ impl Service {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let t = Instant::now();
         let mut progress = Progress::start("reload", 0, Some(&self.progress));
-        let fingerprint = crate::publish::checkpoint::Fingerprint::of(&r.file).ok();
-        if fingerprint.is_some() && fingerprint == self.publisher.fingerprint() && !force {
-            progress.finish();
-            return Err(ChangeError::Unchanged);
-        }
-        // Reading and indexing the file is most of a reload's CPU and needs no lock: it
-        // runs on threads of their own, kept off one core (so a query worker that wakes
-        // finds a core free) and in the idle scheduling class (or, where that is refused,
-        // at a lower priority).
-        let zone = std::thread::scope(|s| {
+        // Reading, hashing and indexing the file is most of a reload's CPU and needs no
+        // lock: it runs on threads of their own, kept off one core (so a query worker
+        // that wakes finds a core free) and in the idle scheduling class (or, where that
+        // is refused, at a lower priority). The file's hash comes first: an unchanged
+        // file is not loaded at all.
+        let loaded = std::thread::scope(|s| {
             s.spawn(|| {
                 crate::ops::limits::background_thread("reload: the loader", true);
+                let fingerprint = crate::publish::checkpoint::Fingerprint::of(&r.file).ok();
+                if fingerprint.is_some() && fingerprint == self.publisher.fingerprint() && !force {
+                    return Err(ChangeError::Unchanged);
+                }
                 zone::load_file(&r.file, &r.origin)
+                    .map(|z| (z, fingerprint))
+                    .map_err(|e| ChangeError::Check(e.to_string()))
             })
             .join()
         })
         .unwrap_or_else(|_| {
-            Err(zone::LoadError {
-                file: r.file.clone(),
-                line: 0,
-                message: "the zone loader stopped unexpectedly".into(),
-            })
-        })
-        .map_err(|e| ChangeError::Check(e.to_string()));
+            Err(ChangeError::Check(
+                zone::LoadError {
+                    file: r.file.clone(),
+                    line: 0,
+                    message: "the zone loader stopped unexpectedly".into(),
+                }
+                .to_string(),
+            ))
+        });
         progress.set(1, 2);
-        let zone = match zone {
+        let (zone, fingerprint) = match loaded {
             Ok(z) => z,
+            Err(ChangeError::Unchanged) => {
+                progress.finish();
+                return Err(ChangeError::Unchanged);
+            }
             Err(e) => {
                 progress.finish();
                 tracing::error!("reload refused, the served zone stays: {e}");
@@ -256,7 +264,22 @@ impl Service {
             max_removed_share: r.max_removed_share,
             fingerprint,
         };
-        let out = self.publisher.reload(zone, opts, actor);
+        // Comparing, building and signing the changed shards is the rest of it: on a
+        // thread of its own too, kept off one core at a lower priority (not the idle
+        // class: the change must go through on a busy server), so that the query
+        // workers are not queued behind it.
+        let out = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::ops::limits::background_thread("reload: publishing", false);
+                self.publisher.reload(zone, opts, actor)
+            })
+            .join()
+        })
+        .unwrap_or_else(|_| {
+            Err(ChangeError::Check(
+                "publishing the reload stopped unexpectedly (a bug; the log says where)".into(),
+            ))
+        });
         progress.finish();
         match &out {
             Ok(o) => tracing::info!(
@@ -856,6 +879,53 @@ mod tests {
                 ..Default::default()
             })))
             .with_cookies(Some(secrets), None)
+    }
+
+    #[test]
+    fn a_reload_works_off_the_calling_thread_and_leaves_it_as_it_was() {
+        // The API answers a reload on a pooled thread: the loader (idle class) and the
+        // publishing (lower priority) must run on threads of their own, or the pool's
+        // thread would keep their scheduling for good (an unprivileged thread cannot
+        // raise it again).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("be.zone");
+        std::fs::write(
+            &file,
+            "$ORIGIN be.\n@ 3600 SOA a.nsset.be. tech.dns.be. 2024061102 3600 1800 3600000 600\n\
+             @ 86400 NS a.nsset.be.\na.nsset 86400 A 192.0.2.1\n\
+             example 86400 NS ns.example.net.\n",
+        )
+        .unwrap();
+        let svc = service().with_reload(ReloadCfg {
+            file,
+            origin: crate::name::from_text("be.", &[0]).unwrap(),
+            max_removed_share: 1.0,
+        });
+        let state = || {
+            // SAFETY: gettid, getpriority and sched_getscheduler read their integer
+            // arguments only.
+            let tid = unsafe { libc::gettid() };
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            (
+                nice,
+                policy,
+                std::thread::available_parallelism().unwrap().get(),
+            )
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let before = state();
+                let first = svc.reload_zone(true, "test").unwrap();
+                assert!(first.names_changed > 0, "{first:?}");
+                assert_eq!(state(), before, "after a reload that changed the zone");
+                assert_eq!(
+                    svc.reload_zone(false, "test").unwrap_err(),
+                    crate::publish::change::ChangeError::Unchanged
+                );
+                assert_eq!(state(), before, "after a reload of an unchanged file");
+            });
+        });
     }
 
     #[test]
