@@ -54,7 +54,15 @@ cpu() { # label seconds [queries]: unthrottled dnsperf, server CPU (user + syste
 }
 lat() { # label seconds: dnsperf at 20,000 qps in the background, percentiles to $WORK/lat-LABEL
   dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -Q 20000 -l "$2" -c 8 -q 200 -v 2>/dev/null |
-    python3 "$ROOT/contrib/bench/latency.py" "$1" > "$WORK/lat-$1" &
+    LAT_DUMP="$WORK/lat-$1.dump" python3 "$ROOT/contrib/bench/latency.py" "$1" > "$WORK/lat-$1" &
+}
+# label seconds from to name: after `lat LABEL SECONDS` ended, the percentiles of the answers
+# sent between the wall-clock times FROM and TO (a reload inside the window)
+lat_span() {
+  local start
+  start=$(echo "$(cat "$WORK/lat-$1.dump.end") - $2" | bc)
+  LAT_WINDOW=${LAT_WINDOW:-5000} python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-$1.dump" 20000 \
+    "$(echo "$3 - $start" | bc)" "$(echo "$4 - $start" | bc)" "$5"
 }
 
 start_belfry() { # directory name: a fresh server on the bench zone, returns when fully signed
@@ -100,6 +108,7 @@ if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
   start_belfry belfry
   echo "belfry: RSS fully signed $(rss_mb "$SRV") MB"
   lat idle 15; wait $!; cat "$WORK/lat-idle"
+  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" 20000 1 15 "idle, after its first second"
   before=$(serial)
   cp "$WORK/changed.zone" "$D/be.zone"
   lat reload 20; LP=$!
@@ -134,6 +143,10 @@ PY
   echo "belfry reload: command returned after $(echo "$t1 - $t0" | bc) s, new serial answering after $(echo "$t2 - $t0" | bc) s"
   cat "$WORK/reload.out"
   cat "$WORK/lat-reload"
+  # The reload is 4 s of the 20 s window: its own stretch, and the seconds after it (the
+  # replaced version freed, the allocator giving pages back), against the idle window.
+  lat_span reload 20 "$t0" "$t2" "answers sent while the reload ran"
+  lat_span reload 20 "$t2" "$(echo "$t2 + 3" | bc)" "answers sent in the 3 s after it"
   echo "belfry: RSS during the reload, max sampled $(sort -n "$WORK/rss" | tail -1) MB"
   echo "belfry: RSS every 0.5 s from the reload command on (MB): $(awk 'NF && NR % 5 == 1' "$WORK/rss" | tr '\n' ' ')"
   grep -i 'reload' "$D/log" | tail -3
@@ -263,6 +276,8 @@ CONF
   wait "$LP"
   echo "knot reload: new serial answering after $(echo "$t2 - $t0" | bc) s; RSS max $(hwm_mb "$SRV") MB"
   cat "$WORK/lat-reload-knot"
+  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle-knot.dump" 20000 1 15 "knot idle, after its first second"
+  lat_span reload-knot 30 "$t0" "$t2" "knot: answers sent while the reload ran (to the window's end at most)"
   grep -i 'signing\|loaded\|zone file' "$D/log" | tail -4
   kill "$SRV"; wait "$SRV" || true
 fi

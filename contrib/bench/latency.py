@@ -2,41 +2,68 @@
 """Latency percentiles from `dnsperf -v` output (one line per answer, the last field in seconds).
 
 Usage: dnsperf ... -v | latency.py [LABEL]
-"""
-import sys
+       latency.py --span DUMP RATE FROM TO LABEL
 
-lat = []
+LAT_DUMP=FILE keeps every latency, in the order the answers came, in FILE, and the
+wall-clock time dnsperf's output ended in FILE.end (dnsperf -l SECONDS sends for that
+long, so it started sending SECONDS before). At a fixed rate (dnsperf -Q RATE) answer
+i was sent about i / RATE seconds after the start, so `--span` gives the percentiles
+of the answers sent between FROM and TO seconds after it: a stretch of time inside
+the window, such as a reload.
+
+LAT_WINDOW=N: also the p99 of every N answers in the order they came (at a fixed
+rate, a window is a stretch of time: 10,000 answers at 20,000 qps = 0.5 s).
+"""
+import os
+import sys
+import time
+from array import array
+
+
+def pct(ordered_lat, p):
+    """Percentile p of sorted latencies, in ms."""
+    return ordered_lat[min(len(ordered_lat) - 1, int(p / 100 * len(ordered_lat)))] * 1000
+
+
+def report(label, lat, what):
+    """Print the percentiles of `lat` (in arrival order) and, with LAT_WINDOW, of each window."""
+    s = sorted(lat)
+    print(f"{label}: {len(s)} answers{what}, p50 {pct(s, 50):.3f} ms, p90 {pct(s, 90):.3f} ms, "
+          f"p99 {pct(s, 99):.3f} ms, max {s[-1] * 1000:.3f} ms")
+    w = int(os.environ.get("LAT_WINDOW", "0"))
+    if w > 0:
+        parts = [f"{pct(sorted(lat[i:i + w]), 99):.2f}" for i in range(0, len(lat), w)]
+        print(f"{label}: p99 (ms) of each {w} answers: " + " ".join(parts))
+
+
+if len(sys.argv) == 7 and sys.argv[1] == "--span":
+    _, _, dump, rate, t_from, t_to, label = sys.argv
+    a = array("d")
+    with open(dump, "rb") as f:
+        a.frombytes(f.read())
+    rate = float(rate)
+    lo, hi = max(0, int(float(t_from) * rate)), min(len(a), int(float(t_to) * rate))
+    if lo >= hi:
+        print(f"{label}: no answers in {t_from}-{t_to} s")
+        sys.exit(1)
+    report(label, a[lo:hi], f" sent {float(t_from):.2f}-{float(t_to):.2f} s into the window")
+    sys.exit(0)
+
 ordered = []
 for ln in sys.stdin:
     f = ln.split()
     if len(f) >= 4 and f[0] == ">":
         try:
-            lat.append(float(f[-1]))
-            ordered.append(lat[-1])
+            ordered.append(float(f[-1]))
         except ValueError:
             pass
-lat.sort()
 label = sys.argv[1] if len(sys.argv) > 1 else "latency"
-if not lat:
+if not ordered:
     print(f"{label}: no answers")
     sys.exit(1)
-
-
-def pct(p):
-    return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000
-
-
-print(f"{label}: {len(lat)} answers, p50 {pct(50):.3f} ms, p90 {pct(90):.3f} ms, "
-      f"p99 {pct(99):.3f} ms, max {lat[-1] * 1000:.3f} ms")
-
-# LAT_WINDOW=N: also the p99 of every N answers in the order they came (at a
-# fixed rate, a window is a stretch of time: 10,000 answers at 20,000 qps = 0.5 s).
-import os
-
-w = int(os.environ.get("LAT_WINDOW", "0"))
-if w > 0 and ordered:
-    parts = []
-    for i in range(0, len(ordered), w):
-        win = sorted(ordered[i:i + w])
-        parts.append(f"{win[min(len(win) - 1, int(0.99 * len(win)))] * 1000:.2f}")
-    print(f"{label}: p99 (ms) of each {w} answers: " + " ".join(parts))
+if os.environ.get("LAT_DUMP"):
+    with open(os.environ["LAT_DUMP"] + ".end", "w") as f:
+        print(f"{time.time():.3f}", file=f)
+    with open(os.environ["LAT_DUMP"], "wb") as f:
+        array("d", ordered).tofile(f)
+report(label, ordered, "")
