@@ -221,28 +221,20 @@ impl Service {
         // that wakes finds a core free) and in the idle scheduling class (or, where that
         // is refused, at a lower priority). The file's hash comes first: an unchanged
         // file is not loaded at all.
-        let loaded = std::thread::scope(|s| {
-            s.spawn(|| {
-                crate::ops::limits::background_thread("reload: the loader", true);
-                let fingerprint = crate::publish::checkpoint::Fingerprint::of(&r.file).ok();
-                if fingerprint.is_some() && fingerprint == self.publisher.fingerprint() && !force {
-                    return Err(ChangeError::Unchanged);
-                }
-                zone::load_file(&r.file, &r.origin)
-                    .map(|z| (z, fingerprint))
-                    .map_err(|e| ChangeError::Check(e.to_string()))
-            })
-            .join()
+        let loaded = crate::ops::limits::in_background("reload: the loader", true, || {
+            let fingerprint = crate::publish::checkpoint::Fingerprint::of(&r.file).ok();
+            if fingerprint.is_some() && fingerprint == self.publisher.fingerprint() && !force {
+                return Err(ChangeError::Unchanged);
+            }
+            zone::load_file(&r.file, &r.origin)
+                .map(|z| (z, fingerprint))
+                .map_err(|e| ChangeError::Check(e.to_string()))
         })
-        .unwrap_or_else(|_| {
-            Err(ChangeError::Check(
-                zone::LoadError {
-                    file: r.file.clone(),
-                    line: 0,
-                    message: "the zone loader stopped unexpectedly".into(),
-                }
-                .to_string(),
-            ))
+        .unwrap_or_else(|| {
+            Err(ChangeError::Check(format!(
+                "{}: the zone loader stopped unexpectedly",
+                r.file.display()
+            )))
         });
         progress.set(1, 2);
         let (zone, fingerprint) = match loaded {
@@ -268,14 +260,10 @@ impl Service {
         // thread of its own too, kept off one core at a lower priority (not the idle
         // class: the change must go through on a busy server), so that the query
         // workers are not queued behind it.
-        let out = std::thread::scope(|s| {
-            s.spawn(|| {
-                crate::ops::limits::background_thread("reload: publishing", false);
-                self.publisher.reload(zone, opts, actor)
-            })
-            .join()
+        let out = crate::ops::limits::in_background("reload: publishing", false, || {
+            self.publisher.reload(zone, opts, actor)
         })
-        .unwrap_or_else(|_| {
+        .unwrap_or_else(|| {
             Err(ChangeError::Check(
                 "publishing the reload stopped unexpectedly (a bug; the log says where)".into(),
             ))

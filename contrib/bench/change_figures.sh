@@ -52,8 +52,9 @@ cpu() { # label seconds [queries]: unthrottled dnsperf, server CPU (user + syste
   c1=$(cpu_ticks "$SRV")
   echo "$1: $q answers, $(echo "scale=2; ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / $q" | bc) us/q server CPU"
 }
-lat() { # label seconds: dnsperf at 20,000 qps in the background, percentiles to $WORK/lat-LABEL
-  dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -Q 20000 -l "$2" -c 8 -q 200 -v 2>/dev/null |
+RATE=20000 # queries per second of the latency runs
+lat() { # label seconds: dnsperf at $RATE qps in the background, percentiles to $WORK/lat-LABEL
+  dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -Q "$RATE" -l "$2" -c 8 -q 200 -v 2>/dev/null |
     LAT_DUMP="$WORK/lat-$1.dump" python3 "$ROOT/contrib/bench/latency.py" "$1" > "$WORK/lat-$1" &
 }
 # label seconds from to name: after `lat LABEL SECONDS` ended, the percentiles of the answers
@@ -61,7 +62,7 @@ lat() { # label seconds: dnsperf at 20,000 qps in the background, percentiles to
 lat_span() {
   local start
   start=$(echo "$(cat "$WORK/lat-$1.dump.end") - $2" | bc)
-  LAT_WINDOW=${LAT_WINDOW:-5000} python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-$1.dump" 20000 \
+  LAT_WINDOW=${LAT_WINDOW:-5000} python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-$1.dump" "$RATE" \
     "$(echo "$3 - $start" | bc)" "$(echo "$4 - $start" | bc)" "$5"
 }
 
@@ -108,7 +109,7 @@ if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
   start_belfry belfry
   echo "belfry: RSS fully signed $(rss_mb "$SRV") MB"
   lat idle 15; wait $!; cat "$WORK/lat-idle"
-  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" 20000 1 15 "idle, after its first second"
+  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" "$RATE" 1 15 "idle, after its first second"
   before=$(serial)
   cp "$WORK/changed.zone" "$D/be.zone"
   lat reload 20; LP=$!
@@ -276,7 +277,7 @@ CONF
   wait "$LP"
   echo "knot reload: new serial answering after $(echo "$t2 - $t0" | bc) s; RSS max $(hwm_mb "$SRV") MB"
   cat "$WORK/lat-reload-knot"
-  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle-knot.dump" 20000 1 15 "knot idle, after its first second"
+  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle-knot.dump" "$RATE" 1 15 "knot idle, after its first second"
   lat_span reload-knot 30 "$t0" "$t2" "knot: answers sent while the reload ran (to the window's end at most)"
   grep -i 'signing\|loaded\|zone file' "$D/log" | tail -4
   kill "$SRV"; wait "$SRV" || true

@@ -145,6 +145,20 @@ pub fn background_thread(what: &str, idle: bool) {
     }
 }
 
+/// Run `f` on a thread of its own made background work ([`background_thread`]) and
+/// wait for it, so that the caller's scheduling stays as it was (an unprivileged
+/// thread cannot raise its priority again). `None` when `f` panicked.
+pub fn in_background<T: Send>(what: &str, idle: bool, f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            background_thread(what, idle);
+            f()
+        })
+        .join()
+        .ok()
+    })
+}
+
 /// Descriptors a running server holds whatever its traffic: stdio, sockets, runtimes, files.
 ///
 /// Measured on an idle server (`ls /proc/PID/fd`): 17 + per address (1 + workers) +
@@ -248,6 +262,19 @@ mod tests {
         assert_eq!(policies, (libc::SCHED_IDLE, libc::SCHED_IDLE));
         // SAFETY: as above; this thread was not touched.
         assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+    }
+
+    #[test]
+    fn background_work_runs_on_its_own_thread_and_a_panic_is_none() {
+        // SAFETY: sched_getscheduler reads its integer argument only.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let caller = policy();
+        assert_eq!(in_background("test", true, policy), Some(libc::SCHED_IDLE));
+        assert_eq!(policy(), caller);
+        assert_eq!(
+            in_background("test", false, || -> u8 { panic!("expected") }),
+            None
+        );
     }
 
     #[test]
