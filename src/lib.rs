@@ -18,7 +18,8 @@
 //!   out, dynamic update over the network, signed messages;
 //! - [`update`]: RFC 2136 dynamic update parsing, prerequisites and application;
 //! - [`xfr`]: inbound AXFR/IXFR, NOTIFY messages; [`serial`]: RFC 1982 serial arithmetic;
-//! - [`ops`]: logging, signals, systemd notification, descriptor limits, progress.
+//! - [`ops`]: logging, signals, systemd notification, descriptor limits, progress;
+//! - [`hint`]: cache prefetch hints for the query path.
 
 pub mod acl;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod cookie;
 pub mod dnssec;
 pub mod dnstap;
 pub mod handler;
+pub mod hint;
 pub mod keys;
 pub mod metrics;
 pub mod name;

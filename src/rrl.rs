@@ -281,16 +281,7 @@ impl Rrl {
     pub fn prefetch(&self, ip: IpAddr, class: Class, name: &[u8], qtype: u16) {
         let hash = self.hash(self.network_of(ip).0, class, name, qtype);
         let set = &self.sets[hash as usize & self.mask];
-        // SAFETY: SSE is part of every x86_64 target, and a prefetch only hints the cache: it
-        // reads nothing into the program and cannot fault (the address is a live set anyway).
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                set as *const Set as *const i8,
-            );
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = set;
+        crate::hint::prefetch(set);
     }
 
     /// Charge one UDP answer of `class` about `name` and `qtype` (a lookup key and

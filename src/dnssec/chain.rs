@@ -356,6 +356,11 @@ pub struct Chain {
     pub apex_hash: [u8; 20],
     /// Hash of `*.<origin>`.
     pub apex_wildcard_hash: [u8; 20],
+    /// The apex's own record, when the apex is in the chain (looked up once per
+    /// chain: every insecure referral's proof names it as closest encloser).
+    pub apex_pos: Option<ChainPos>,
+    /// The record covering `*.<origin>` (when the chain is not empty).
+    pub apex_wildcard_cover: Option<ChainPos>,
 }
 
 fn shard_of_hash(h: &[u8; 20]) -> usize {
@@ -503,15 +508,20 @@ impl Chain {
         let len = shards.iter().map(|s| s.len()).sum();
         let mut wc = vec![1u8, b'*'];
         wc.extend_from_slice(origin);
-        Chain {
+        let mut c = Chain {
             apex_hash: params.hash(origin),
             apex_wildcard_hash: params.hash(&wc),
+            apex_pos: None,
+            apex_wildcard_cover: None,
             params,
             shards,
             prev,
             len,
             version: CHAIN_VERSION.fetch_add(1, Ordering::Relaxed),
-        }
+        };
+        c.apex_pos = c.find(&c.apex_hash);
+        c.apex_wildcard_cover = (!c.is_empty()).then(|| c.cover(&c.apex_wildcard_hash));
+        c
     }
 
     /// Number of NSEC3 records.
@@ -559,6 +569,17 @@ impl Chain {
     /// The signature slot of a record.
     pub fn slot(&self, pos: ChainPos) -> &Slot {
         &self.shard(pos).sigs[pos.idx as usize]
+    }
+
+    /// Start loading a record and its signature slot into the cache (a hint only).
+    #[inline]
+    pub fn prefetch(&self, pos: ChainPos) {
+        let s = self.shard(pos);
+        if let (Some(r), Some(slot)) = (s.recs.get(pos.idx as usize), s.sigs.get(pos.idx as usize))
+        {
+            crate::hint::prefetch(r);
+            crate::hint::prefetch(slot);
+        }
     }
 
     /// The record with exactly this hash.
@@ -918,6 +939,47 @@ mod tests {
                 assert_eq!(shard.rank(h), part.partition_point(|x| x <= h), "{h:02x?}");
             }
         }
+    }
+
+    #[test]
+    fn the_apex_positions_are_those_of_each_new_chain() {
+        let origin = b"\x02be\x00";
+        let params = Nsec3Params::default();
+        let apex = Member {
+            hash: params.hash(origin),
+            bitmap: vec![0, 1, 0x62],
+            key: b"be\0".to_vec(),
+        };
+        let mut all = sorted(300);
+        all.push(apex.clone());
+        all.sort_by_key(|a| a.hash);
+        let check = |c: &Chain| {
+            assert_eq!(c.apex_pos, c.find(&c.apex_hash));
+            assert_eq!(c.apex_wildcard_cover, Some(c.cover(&c.apex_wildcard_hash)));
+        };
+        let chain = Chain::from_sorted(params.clone(), origin, &all);
+        check(&chain);
+        let at = chain.apex_pos.expect("the apex is in the chain");
+        // Records just below the apex's hash, in its chain shard, move it along.
+        let mut delta = ChainDelta::default();
+        for k in 1..=3u8 {
+            let mut m = member(900 + u64::from(k));
+            m.hash = apex.hash;
+            m.hash[19] = m.hash[19].wrapping_sub(k);
+            m.hash[18] = m.hash[18].wrapping_sub(1);
+            delta.upsert.push(m);
+        }
+        let (moved, _) = chain.apply(origin, &delta).unwrap();
+        check(&moved);
+        assert_eq!(moved.apex_pos.unwrap().idx, at.idx + 3);
+        check(&moved.with_signatures(origin, &[]));
+        let gone = ChainDelta {
+            upsert: Vec::new(),
+            remove: vec![apex.hash],
+        };
+        let (without, _) = moved.apply(origin, &gone).unwrap();
+        check(&without);
+        assert_eq!(without.apex_pos, None);
     }
 
     #[test]

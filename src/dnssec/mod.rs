@@ -149,6 +149,21 @@ impl Dnssec {
         self.load_or_sign(sigs.slot(set.idx), || self.signer.sign_set(node, set))
     }
 
+    /// Start loading what writing a proof reads first: its records and their signature
+    /// slots (a hint only; it lets the misses overlap the writing of what comes before).
+    pub fn prefetch_proof(&self, p: &Proof) {
+        for pos in p.iter() {
+            self.chain.prefetch(pos);
+        }
+    }
+
+    /// Start loading the signature slot of a zone RRset (a hint only).
+    pub fn prefetch_set(&self, set: SetRef<'_>) {
+        if let Some(sigs) = set.sh.sigs.as_ref() {
+            crate::hint::prefetch(sigs.slot(set.idx));
+        }
+    }
+
     /// The signatures over an NSEC3 record.
     pub fn nsec3_sigs(&self, pos: ChainPos) -> Result<SigGuard, NoSignature> {
         self.load_or_sign(self.chain.slot(pos), || {
@@ -216,8 +231,9 @@ impl Dnssec {
         let c = &self.chain;
         let mut p = Proof::default();
         let qlabels = name::label_count(qname);
-        let ce = if encloser_labels == zone.origin_labels() {
-            c.find(&c.apex_hash)
+        let at_apex = encloser_labels == zone.origin_labels();
+        let ce = if at_apex {
+            c.apex_pos
         } else {
             c.find(&self.hash_name(name::ancestor(qname, encloser_labels)))
         };
@@ -233,12 +249,11 @@ impl Dnssec {
             p.push(cover);
         }
         if wildcard {
-            let wh = if encloser_labels == zone.origin_labels() {
-                c.apex_wildcard_hash
-            } else {
-                self.wildcard_hash(name::ancestor(qname, encloser_labels))
+            let cover = match c.apex_wildcard_cover {
+                Some(pos) if at_apex => pos,
+                _ => c.cover(&self.wildcard_hash(name::ancestor(qname, encloser_labels))),
             };
-            p.push(c.cover(&wh));
+            p.push(cover);
         }
         p
     }

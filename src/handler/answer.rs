@@ -486,6 +486,25 @@ fn referral(
         return Ok(());
     };
     w.section(Section::Authority);
+    // RFC 3225 §3, RFC 4035 §3.1.4: DS or the proof of its absence only with DO. The
+    // proof's records are looked up (and start loading) before the NS RRset is written.
+    let signed = ctx.dnssec.then_some(snap.dnssec.as_deref()).flatten();
+    let proof = match signed {
+        Some(d) if node.flags() & SECURE == 0 => {
+            // RFC 5155 §7.2.7: closest provable encloser + opt-out cover of the next closer.
+            let dname = name::ancestor(t.name, labels);
+            let p = d.insecure_referral_proof(zone, dname, labels, node);
+            d.prefetch_proof(&p);
+            Some(p)
+        }
+        Some(d) => {
+            if let Some(ds) = node.rrset(Rtype::DS) {
+                d.prefetch_set(ds);
+            }
+            None
+        }
+        None => None,
+    };
     let mut offs = [0u16; MAX_NS];
     // The delegation NS RRset: never signed (RFC 4035 §2.2).
     let owner = t.ancestor(labels);
@@ -504,18 +523,13 @@ fn referral(
             offs[i] = at as u16;
         }
     }
-    // RFC 3225 §3, RFC 4035 §3.1.4: DS or the proof of its absence only with DO.
-    if ctx.dnssec {
-        if let Some(d) = snap.dnssec.as_deref() {
-            if node.flags() & SECURE != 0 {
+    if let Some(d) = signed {
+        match &proof {
+            Some(p) => write_proof(w, zone, d, p)?,
+            None => {
                 if let Some(ds) = node.rrset(Rtype::DS) {
                     put_rrset(w, snap, ctx, node, ds, first, None)?;
                 }
-            } else {
-                // RFC 5155 §7.2.7: closest provable encloser + opt-out cover of the next closer.
-                let dname = name::ancestor(t.name, labels);
-                let p = d.insecure_referral_proof(zone, dname, labels, node);
-                write_proof(w, zone, d, &p)?;
             }
         }
     }
