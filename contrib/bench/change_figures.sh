@@ -12,6 +12,8 @@
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
 # PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
 # BELFRY_LOG="info,belfry::publish=debug" (belfry): the reload's phases (compare, build and sign, journal).
+# RELOADS=N (belfry, default 3): reloads measured under dnsperf, each against the idle window
+#   (IDLE seconds, default 30), whose stretches as long as a reload give the p99's own spread.
 # listab (not in all): server CPU per query with 100,000 listed vs an empty list, two servers
 #   measured in turns (ROUNDS=6 rounds of A B B A, 5 s each); LISTED_FIRST=1 starts the listed one first.
 # Loopback only (127.0.0.1:5400-5411); every process started here is stopped by its PID.
@@ -53,6 +55,8 @@ cpu() { # label seconds [queries]: unthrottled dnsperf, server CPU (user + syste
   echo "$1: $q answers, $(echo "scale=2; ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / $q" | bc) us/q server CPU"
 }
 RATE=20000 # queries per second of the latency runs
+IDLE=${IDLE:-30} # seconds of the idle latency window
+RELOADS=${RELOADS:-3} # reloads measured under dnsperf, one after the other
 lat() { # label seconds: dnsperf at $RATE qps in the background, percentiles to $WORK/lat-LABEL
   dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -Q "$RATE" -l "$2" -c 8 -q 200 -v 2>/dev/null |
     LAT_DUMP="$WORK/lat-$1.dump" python3 "$ROOT/contrib/bench/latency.py" "$1" > "$WORK/lat-$1" &
@@ -64,6 +68,59 @@ lat_span() {
   start=$(echo "$(cat "$WORK/lat-$1.dump.end") - $2" | bc)
   LAT_WINDOW=${LAT_WINDOW:-5000} python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-$1.dump" "$RATE" \
     "$(echo "$3 - $start" | bc)" "$(echo "$4 - $start" | bc)" "$5"
+}
+
+reload_under_load() { # K: one reload of $D/be.zone (already replaced) with dnsperf alongside
+  local k=$1 before t0 t1 t2 LP PS SW idle99 during99
+  before=$(serial)
+  lat "reload$k" 20; LP=$!
+  # The RSS sampler and the serial watcher start now, not at the reload: starting a Python
+  # process takes tens of ms of a core, which on two cores delays answers being measured.
+  # One sampling process, not an awk and a sleep forked ten times a second: on two cores,
+  # a query worker that woke behind them waited for them (p99 0.5-1 ms after the reload).
+  python3 - "$SRV" "$LP" > "$WORK/rss$k" <<'PY' &
+import os, sys, time
+srv, lp = sys.argv[1], int(sys.argv[2])
+while True:
+    try:
+        os.kill(lp, 0)
+    except OSError:
+        break
+    with open(f"/proc/{srv}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                print(int(ln.split()[1]) // 1024, flush=True)
+    time.sleep(0.1)
+PY
+  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-$k" & SW=$!
+  sleep 3
+  if [ -n "${PERF_SCHED:-}" ]; then # scheduler events of the server over the reload, for `perf sched`
+    perf sched record -o "$PERF_SCHED.$k" -- sleep 9 >/dev/null 2>&1 & PS=$!
+    sleep 0.5
+  fi
+  t0=$(date +%s.%N)
+  "$BIN" reload --config "$D/belfry.toml" --by bench > "$WORK/reload.out"
+  t1=$(date +%s.%N)
+  wait "$SW"
+  t2=$(cat "$WORK/t2-$k")
+  wait "$LP"
+  if [ -n "${PERF_SCHED:-}" ]; then wait "$PS" || true; fi
+  echo "belfry reload $k: command returned after $(echo "$t1 - $t0" | bc) s, new serial answering after $(echo "$t2 - $t0" | bc) s"
+  cat "$WORK/reload.out"
+  cat "$WORK/lat-reload$k"
+  # The reload is 4 s of the 20 s window: its own stretch, and the seconds after it (the
+  # replaced version freed, the allocator giving pages back), against the idle window.
+  lat_span "reload$k" 20 "$t0" "$t2" "answers sent while the reload ran" | tee "$WORK/during$k"
+  lat_span "reload$k" 20 "$t2" "$(echo "$t2 + 3" | bc)" "answers sent in the 3 s after it"
+  echo "belfry: RSS during reload $k, max sampled $(sort -n "$WORK/rss$k" | tail -1) MB"
+  echo "belfry: RSS every 0.5 s from the reload command on (MB): $(awk 'NF && NR % 5 == 1' "$WORK/rss$k" | tr '\n' ' ')"
+  grep -i 'reload' "$D/log" | tail -3
+  # The phases, when the server logs the publisher's debug lines (BELFRY_LOG="info,belfry::publish=debug").
+  grep -E 'names differ|shards built' "$D/log" | tail -2 || true
+  idle99=$(python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" "$RATE" 1 "$IDLE" x | grep -o 'p99 [0-9.]*' | head -1 | cut -d' ' -f2)
+  during99=$(head -1 "$WORK/during$k" | grep -o 'p99 [0-9.]*' | cut -d' ' -f2)
+  durations+=("$(echo "$t2 - $t0" | bc)")
+  ratios+=("$(awk -v d="$during99" -v i="$idle99" 'BEGIN {printf "%.1fx", d / i}')")
 }
 
 start_belfry() { # directory name: a fresh server on the bench zone, returns when fully signed
@@ -108,51 +165,27 @@ CONF
 if [ "$WHAT" = belfry ] || [ "$WHAT" = all ]; then
   start_belfry belfry
   echo "belfry: RSS fully signed $(rss_mb "$SRV") MB"
-  lat idle 15; wait $!; cat "$WORK/lat-idle"
-  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" "$RATE" 1 15 "idle, after its first second"
-  before=$(serial)
-  cp "$WORK/changed.zone" "$D/be.zone"
-  lat reload 20; LP=$!
-  sleep 3
-  # One sampling process, not an awk and a sleep forked ten times a second: on two cores,
-  # a query worker that woke behind them waited for them (p99 0.5-1 ms after the reload).
-  python3 - "$SRV" "$LP" > "$WORK/rss" <<'PY' &
-import os, sys, time
-srv, lp = sys.argv[1], int(sys.argv[2])
-while True:
-    try:
-        os.kill(lp, 0)
-    except OSError:
-        break
-    with open(f"/proc/{srv}/status") as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                print(int(ln.split()[1]) // 1024, flush=True)
-    time.sleep(0.1)
-PY
-  if [ -n "${PERF_SCHED:-}" ]; then # scheduler events of the server over the reload, for `perf sched`
-    perf sched record -o "$PERF_SCHED" -- sleep 9 >/dev/null 2>&1 & PS=$!
-    sleep 0.5
-  fi
-  t0=$(date +%s.%N)
-  "$BIN" reload --config "$D/belfry.toml" --by bench > "$WORK/reload.out"
-  t1=$(date +%s.%N)
-  until s=$(serial) && [ -n "$s" ] && [ "$s" != "$before" ]; do sleep 0.01; done
-  t2=$(date +%s.%N)
-  wait "$LP"
-  if [ -n "${PERF_SCHED:-}" ]; then wait "$PS" || true; fi
-  echo "belfry reload: command returned after $(echo "$t1 - $t0" | bc) s, new serial answering after $(echo "$t2 - $t0" | bc) s"
-  cat "$WORK/reload.out"
-  cat "$WORK/lat-reload"
-  # The reload is 4 s of the 20 s window: its own stretch, and the seconds after it (the
-  # replaced version freed, the allocator giving pages back), against the idle window.
-  lat_span reload 20 "$t0" "$t2" "answers sent while the reload ran"
-  lat_span reload 20 "$t2" "$(echo "$t2 + 3" | bc)" "answers sent in the 3 s after it"
-  echo "belfry: RSS during the reload, max sampled $(sort -n "$WORK/rss" | tail -1) MB"
-  echo "belfry: RSS every 0.5 s from the reload command on (MB): $(awk 'NF && NR % 5 == 1' "$WORK/rss" | tr '\n' ' ')"
-  grep -i 'reload' "$D/log" | tail -3
-  # The phases, when the server logs the publisher's debug lines (BELFRY_LOG="info,belfry::publish=debug").
-  grep -E 'names differ|shards built' "$D/log" | tail -2 || true
+  lat idle "$IDLE"; wait $!; cat "$WORK/lat-idle"
+  python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" "$RATE" 1 "$IDLE" "idle, after its first second"
+  # RELOADS reloads of 1,000 delegations each under dnsperf, one 20 s window each: the first to
+  # changed.zone, the next ones to a fresh change of the file being served.
+  durations=()
+  ratios=()
+  for k in $(seq "$RELOADS"); do
+    if [ "$k" -gt 1 ]; then
+      python3 "$ROOT/contrib/bench/mkchange.py" "$D/be.zone" "$WORK/next.zone" --seed "$((10 + k))" >/dev/null
+      sleep 5
+      cp "$WORK/next.zone" "$D/be.zone"
+    else
+      cp "$WORK/changed.zone" "$D/be.zone"
+    fi
+    reload_under_load "$k"
+  done
+  echo "belfry: p99 while reloading / idle, each reload: ${ratios[*]}"
+  # How much the p99 of a stretch as long as a reload moves in the idle window, nothing changing.
+  len=$(printf '%s\n' "${durations[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  python3 "$ROOT/contrib/bench/latency.py" --windows "$WORK/lat-idle.dump" "$RATE" 1 "$IDLE" "$len" 0.25 \
+    "idle window"
   # The same size of change again, with nothing else running on the machine.
   python3 "$ROOT/contrib/bench/mkchange.py" "$D/be.zone" "$WORK/changed3.zone" --seed 3 >/dev/null
   sleep 5
@@ -269,11 +302,12 @@ CONF
   before=$(serial)
   cp "$WORK/changed.zone" "$D/be.zone"
   lat reload-knot 30; LP=$!
+  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-knot" & SW=$!
   sleep 3
   t0=$(date +%s.%N)
   knotc -c "$D/knot.conf" zone-reload be. >/dev/null
-  until s=$(serial) && [ -n "$s" ] && [ "$s" != "$before" ]; do sleep 0.01; done
-  t2=$(date +%s.%N)
+  wait "$SW"
+  t2=$(cat "$WORK/t2-knot")
   wait "$LP"
   echo "knot reload: new serial answering after $(echo "$t2 - $t0" | bc) s; RSS max $(hwm_mb "$SRV") MB"
   cat "$WORK/lat-reload-knot"

@@ -3,13 +3,16 @@
 
 Usage: dnsperf ... -v | latency.py [LABEL]
        latency.py --span DUMP RATE FROM TO LABEL
+       latency.py --windows DUMP RATE FROM TO LEN STEP LABEL
 
 LAT_DUMP=FILE keeps every latency, in the order the answers came, in FILE, and the
 wall-clock time dnsperf's output ended in FILE.end (dnsperf -l SECONDS sends for that
 long, so it started sending SECONDS before). At a fixed rate (dnsperf -Q RATE) answer
 i was sent about i / RATE seconds after the start, so `--span` gives the percentiles
 of the answers sent between FROM and TO seconds after it: a stretch of time inside
-the window, such as a reload.
+the window, such as a reload. `--windows` gives the spread of the p99 of every LEN-second
+stretch of FROM-TO (stepping STEP seconds): how much a stretch as long as a reload moves
+when nothing changes.
 
 LAT_WINDOW=N: also the p99 of every N answers in the order they came (at a fixed
 rate, a window is a stretch of time: 10,000 answers at 20,000 qps = 0.5 s).
@@ -36,12 +39,37 @@ def report(label, lat, what):
         print(f"{label}: p99 (ms) of each {w} answers: " + " ".join(parts))
 
 
-if len(sys.argv) == 7 and sys.argv[1] == "--span":
-    _, _, dump, rate, t_from, t_to, label = sys.argv
+def load(dump):
     a = array("d")
     with open(dump, "rb") as f:
         a.frombytes(f.read())
-    rate = float(rate)
+    return a
+
+
+if len(sys.argv) == 9 and sys.argv[1] == "--windows":
+    # The spread of the p99 over every LEN-second stretch of FROM-TO, stepping STEP seconds:
+    # how far the p99 of a stretch as long as a reload moves with nothing changing.
+    _, _, dump, rate, t_from, t_to, length, step, label = sys.argv
+    a, rate = load(dump), float(rate)
+    t, p99s = float(t_from), []
+    while t + float(length) <= float(t_to) + 1e-9:
+        lo, hi = int(t * rate), min(len(a), int((t + float(length)) * rate))
+        if hi > lo:
+            p99s.append(pct(sorted(a[lo:hi]), 99))
+        t += float(step)
+    if not p99s:
+        print(f"{label}: no stretch of {length} s in {t_from}-{t_to} s")
+        sys.exit(1)
+    whole = pct(sorted(a[int(float(t_from) * rate):int(float(t_to) * rate)]), 99)
+    s = sorted(p99s)
+    print(f"{label}: p99 of each {float(length):.2f} s stretch ({len(s)}, every {step} s): "
+          f"min {s[0]:.3f}, median {s[len(s) // 2]:.3f}, max {s[-1]:.3f} ms; "
+          f"{sum(x > 2 * whole for x in s)} above 2x the whole span's {whole:.3f} ms")
+    sys.exit(0)
+
+if len(sys.argv) == 7 and sys.argv[1] == "--span":
+    _, _, dump, rate, t_from, t_to, label = sys.argv
+    a, rate = load(dump), float(rate)
     lo, hi = max(0, int(float(t_from) * rate)), min(len(a), int(float(t_to) * rate))
     if lo >= hi:
         print(f"{label}: no answers in {t_from}-{t_to} s")
