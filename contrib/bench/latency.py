@@ -6,8 +6,9 @@ Usage: dnsperf ... -v | latency.py [LABEL]
        latency.py --windows DUMP RATE FROM TO LEN STEP LABEL
 
 LAT_DUMP=FILE keeps every latency, in the order the answers came, in FILE, and the
-wall-clock time dnsperf's output ended in FILE.end (dnsperf -l SECONDS sends for that
-long, so it started sending SECONDS before). At a fixed rate (dnsperf -Q RATE) answer
+wall-clock time dnsperf's output ended in FILE.end: now, or LAT_END when the output was
+kept in a file and is read later (dnsperf -l SECONDS sends for that long, so it started
+sending SECONDS before). At a fixed rate (dnsperf -Q RATE) answer
 i was sent about i / RATE seconds after the start, so `--span` gives the percentiles
 of the answers sent between FROM and TO seconds after it: a stretch of time inside
 the window, such as a reload. `--windows` gives the spread of the p99 of every LEN-second
@@ -91,7 +92,7 @@ if not ordered:
     sys.exit(1)
 if os.environ.get("LAT_DUMP"):
     with open(os.environ["LAT_DUMP"] + ".end", "w") as f:
-        print(f"{time.time():.3f}", file=f)
+        print(os.environ.get("LAT_END") or f"{time.time():.3f}", file=f)
     with open(os.environ["LAT_DUMP"], "wb") as f:
         array("d", ordered).tofile(f)
 report(label, ordered, "")
