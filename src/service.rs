@@ -717,18 +717,34 @@ fn maintenance(svc: &Service, presign: bool) {
                 .unwrap_or(0);
             let progress =
                 std::sync::Mutex::new(Progress::start("signing", 0, Some(&svc.progress)));
-            let r = sign_missing_since(
-                &snap,
-                last_signed.as_deref(),
-                threads,
-                &|| svc.stopping(),
-                &|done, total| {
-                    progress
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .set(done, total)
-                },
-            );
+            // Once the zone has been signed whole, a pass follows a change whose
+            // signatures the publisher made already: it mostly reads slots, over every
+            // shard the change rebuilt, and runs as background work (off one core, at a
+            // lower priority) so that it does not take both cores from the query workers
+            // right after each change. The start-up pass runs on every core.
+            let background = svc.fully_signed.load(Ordering::Relaxed);
+            let pass = |threads: usize| {
+                sign_missing_since(
+                    &snap,
+                    last_signed.as_deref(),
+                    threads,
+                    &|| svc.stopping(),
+                    &|done, total| {
+                        progress
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .set(done, total)
+                    },
+                )
+            };
+            let r = if background {
+                crate::ops::limits::in_background("signing pass", false, || {
+                    pass(threads.saturating_sub(1).max(1))
+                })
+                .unwrap_or_else(|| Err(dnssec::SignError("the signing pass panicked".into())))
+            } else {
+                pass(threads)
+            };
             let took = progress
                 .into_inner()
                 .unwrap_or_else(|p| p.into_inner())
