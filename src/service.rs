@@ -783,7 +783,12 @@ fn maintenance(svc: &Service, presign: bool) {
                         svc.publisher.mark_fully_signed();
                     }
                 }
-                Err(e) => tracing::error!("signing failed: {e}"),
+                Err(e) => {
+                    // A failure (or a pass that panicked) is tried again in a minute, not
+                    // on every turn of this loop.
+                    tracing::error!("signing failed: {e}");
+                    retry_presign = Instant::now() + Duration::from_secs(60);
+                }
             }
         }
         drop(snap);

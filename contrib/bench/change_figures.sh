@@ -10,7 +10,7 @@
 #   DNSSEC clock 600 times faster (BELFRY_TEST_CLOCK) so the pre-publish wait is seconds; one worker,
 #   the server pinned to CPU 0, dnsperf on CPU 1.
 # PERF=FILE (suppress): a perf profile of the server over the single takedowns with 100,000 listed.
-# PERF_SCHED=FILE (belfry): the scheduler's events over the reload (`perf sched latency -i FILE`).
+# PERF_SCHED=FILE (belfry): the scheduler's events over reload K in FILE.K (`perf sched latency -i FILE.1`).
 # BELFRY_LOG="info,belfry::publish=debug" (belfry): the reload's phases (compare, build and sign, journal).
 # RELOADS=N (belfry, default 3): reloads measured under dnsperf, each against the idle window
 #   (IDLE seconds, default 30), whose stretches as long as a reload give the p99's own spread.
@@ -56,7 +56,8 @@ cpu() { # label seconds [queries]: unthrottled dnsperf, server CPU (user + syste
 }
 RATE=20000 # queries per second of the latency runs
 IDLE=${IDLE:-30} # seconds of the idle latency window
-RELOADS=${RELOADS:-3} # reloads measured under dnsperf, one after the other
+RELOADS=${RELOADS:-3} # reloads measured under dnsperf, one after the other (at least 1)
+[ "$RELOADS" -ge 1 ] || { echo "RELOADS must be at least 1" >&2; exit 1; }
 lat() { # label seconds: dnsperf at $RATE qps in the background, percentiles to $WORK/lat-LABEL
   # dnsperf's line per answer goes to a file and is read once dnsperf is done: a reader running
   # alongside took a sixth of a core, on the two cores the server and dnsperf share.
@@ -96,7 +97,7 @@ while True:
                 print(int(ln.split()[1]) // 1024, flush=True)
     time.sleep(0.1)
 PY
-  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-$k" & SW=$!
+  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-$k" & SW=$!; PIDS+=("$SW")
   sleep 3
   if [ -n "${PERF_SCHED:-}" ]; then # scheduler events of the server over the reload, for `perf sched`
     perf sched record -o "$PERF_SCHED.$k" -- sleep 9 >/dev/null 2>&1 & PS=$!
@@ -124,7 +125,7 @@ PY
   idle99=$(python3 "$ROOT/contrib/bench/latency.py" --span "$WORK/lat-idle.dump" "$RATE" 1 "$IDLE" x | grep -o 'p99 [0-9.]*' | head -1 | cut -d' ' -f2)
   during99=$(head -1 "$WORK/during$k" | grep -o 'p99 [0-9.]*' | cut -d' ' -f2)
   durations+=("$(echo "$t2 - $t0" | bc)")
-  ratios+=("$(awk -v d="$during99" -v i="$idle99" 'BEGIN {printf "%.1fx", d / i}')")
+  ratios+=("$(awk -v d="$during99" -v i="$idle99" 'BEGIN {if (i > 0) printf "%.1fx", d / i; else print "?"}')")
 }
 
 start_belfry() { # directory name: a fresh server on the bench zone, returns when fully signed
@@ -306,7 +307,7 @@ CONF
   before=$(serial)
   cp "$WORK/changed.zone" "$D/be.zone"
   lat reload-knot 30; LP=$!
-  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-knot" & SW=$!
+  python3 "$ROOT/contrib/bench/soa_wait.py" "$PORT" be. "$before" > "$WORK/t2-knot" & SW=$!; PIDS+=("$SW")
   sleep 3
   t0=$(date +%s.%N)
   knotc -c "$D/knot.conf" zone-reload be. >/dev/null

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Wait until a server's SOA serial differs from BEFORE; print the wall-clock time it was seen.
 
-Usage: soa_wait.py PORT ORIGIN BEFORE [INTERVAL]
+Usage: soa_wait.py PORT ORIGIN BEFORE [INTERVAL] [TIMEOUT]
+
+BEFORE may be empty (the serial could not be read): then any serial ends the wait. After
+TIMEOUT seconds (300 by default) without a change it gives up and exits 1.
 
 One process that polls over one UDP socket (every INTERVAL seconds, 0.005 by default), where a
 shell loop would fork a `dig` a hundred times a second: on two cores that loop delays the very
@@ -49,12 +52,17 @@ def serial(msg):
 
 
 def main():
-    port, origin, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    port, origin = int(sys.argv[1]), sys.argv[2]
+    before = int(sys.argv[3]) if sys.argv[3].isdigit() else None
     interval = float(sys.argv[4]) if len(sys.argv) > 4 else 0.005
+    deadline = time.time() + (float(sys.argv[5]) if len(sys.argv) > 5 else 300)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(0.2)
     qid = 0
     while True:
+        if time.time() > deadline:
+            print(f"no new serial after {sys.argv[5] if len(sys.argv) > 5 else 300} s", file=sys.stderr)
+            sys.exit(1)
         qid = (qid + 1) & 0xFFFF
         s.sendto(struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0) + qname(origin) + struct.pack("!HH", 6, 1),
                  ("127.0.0.1", port))
@@ -65,7 +73,10 @@ def main():
                     break
         except socket.timeout:
             continue
-        got = serial(msg)
+        try:
+            got = serial(msg)
+        except (IndexError, struct.error):
+            got = None
         if got is not None and got != before:
             print(f"{time.time():.6f}")
             return
