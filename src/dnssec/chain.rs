@@ -352,10 +352,6 @@ pub struct Chain {
     len: usize,
     /// A number that differs between any two chains a process builds (for caches).
     pub version: u32,
-    /// Hash of the apex.
-    pub apex_hash: [u8; 20],
-    /// Hash of `*.<origin>`.
-    pub apex_wildcard_hash: [u8; 20],
     /// The apex's own record, when the apex is in the chain (looked up once per
     /// chain: every insecure referral's proof names it as closest encloser).
     pub apex_pos: Option<ChainPos>,
@@ -508,9 +504,8 @@ impl Chain {
         let len = shards.iter().map(|s| s.len()).sum();
         let mut wc = vec![1u8, b'*'];
         wc.extend_from_slice(origin);
+        let (apex, wildcard) = (params.hash(origin), params.hash(&wc));
         let mut c = Chain {
-            apex_hash: params.hash(origin),
-            apex_wildcard_hash: params.hash(&wc),
             apex_pos: None,
             apex_wildcard_cover: None,
             params,
@@ -519,8 +514,8 @@ impl Chain {
             len,
             version: CHAIN_VERSION.fetch_add(1, Ordering::Relaxed),
         };
-        c.apex_pos = c.find(&c.apex_hash);
-        c.apex_wildcard_cover = (!c.is_empty()).then(|| c.cover(&c.apex_wildcard_hash));
+        c.apex_pos = c.find(&apex);
+        c.apex_wildcard_cover = (!c.is_empty()).then(|| c.cover(&wildcard));
         c
     }
 
@@ -953,9 +948,10 @@ mod tests {
         let mut all = sorted(300);
         all.push(apex.clone());
         all.sort_by_key(|a| a.hash);
+        let wildcard = params.hash(b"\x01*\x02be\x00");
         let check = |c: &Chain| {
-            assert_eq!(c.apex_pos, c.find(&c.apex_hash));
-            assert_eq!(c.apex_wildcard_cover, Some(c.cover(&c.apex_wildcard_hash)));
+            assert_eq!(c.apex_pos, c.find(&apex.hash));
+            assert_eq!(c.apex_wildcard_cover, Some(c.cover(&wildcard)));
         };
         let chain = Chain::from_sorted(params.clone(), origin, &all);
         check(&chain);
